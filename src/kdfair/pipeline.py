@@ -1,0 +1,217 @@
+"""run(cfg): the study of one seed, in the order of the paper's method section.
+
+1. check the config; 2. build the dataset; 3. get (or train) the teacher, the non-distilled
+student (same architecture as the distilled one, hard labels only) and one distilled student per
+temperature from the model store; 4. every model's predictions and metrics were computed when it
+was trained; 5. append one row per model to outputs/<experiment>/results.csv.
+
+This is the only module that calls hydra's instantiate: below it everything takes typed values.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+import kdfair
+from kdfair.data import DataBundle
+from kdfair.errors import KdfairError
+from kdfair.metrics.accuracy import accuracy, per_class_accuracy
+from kdfair.predict import predict
+from kdfair.results import append_results
+from kdfair.store import ModelStore, StoredModel, model_key, torch_save, write_json, write_text
+from kdfair.training import Distillation, Schedule, fit, resolve_device, scaled_milestones
+from kdfair.validate import temperatures, validate
+
+log = logging.getLogger(__name__)
+
+# Dataset keys that say where or how data is read, not what it is: kept out of model keys.
+DATASET_RUNTIME_KEYS = ("root", "download", "num_workers", "on_device")
+# Dataset keys that describe the dataset to kdfair rather than configure its factory.
+DATASET_META_KEYS = ("name", "num_classes", "batch_size")
+
+
+@dataclass
+class TrainedModel:
+    role: str  # teacher, student or distilled
+    entry: StoredModel
+    spec: dict
+    trained_now: bool
+
+
+def run(cfg: DictConfig) -> pd.DataFrame:
+    """Train (or reuse) every model of one job and append their rows to results.csv."""
+    validate(cfg)
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    device, amp = resolve_device(str(cfg.device), cfg.amp)
+    data = build_dataset(cfg.dataset)
+    store = ModelStore(cfg.paths.models)
+    common = {"dataset": dataset_spec(cfg.dataset), "batch_size": int(cfg.dataset.batch_size)}
+    job = _Job(cfg, data, store, device, amp, common)
+
+    teacher_seed = cfg.seed if cfg.distill.teacher_seed is None else cfg.distill.teacher_seed
+    teacher = job.get_or_train("teacher", cfg.teacher, cfg.teacher_optim, teacher_seed)
+    student = job.get_or_train("student", cfg.student, cfg.student_optim, cfg.seed)
+    distilled = [
+        job.get_or_train("distilled", cfg.student, cfg.student_optim, cfg.seed,
+                         teacher=teacher, temperature=t)  # fmt: skip
+        for t in temperatures(cfg)
+    ]
+
+    models = [teacher, student, *distilled]
+    rows = [result_row(cfg, m, teacher) for m in models]
+    results_path = Path(cfg.paths.experiment) / "results.csv"
+    append_results(results_path, rows)
+    summary = pd.DataFrame(rows)[["role", "arch", "temperature", "seed", "accuracy", "model_key"]]
+    summary["status"] = ["trained" if m.trained_now else "reused" for m in models]
+    log.info("Results of this job (appended to %s):\n%s", results_path,
+             summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))  # fmt: skip
+    return summary
+
+
+def build_dataset(dataset_cfg: DictConfig) -> DataBundle:
+    factory_cfg = {k: v for k, v in dataset_cfg.items() if k not in DATASET_META_KEYS}
+    data = instantiate(factory_cfg)
+    if data.num_classes != dataset_cfg.num_classes:
+        raise KdfairError(
+            f"dataset.num_classes={dataset_cfg.num_classes} but the {dataset_cfg.name} data has "
+            f"{data.num_classes} classes; fix dataset.num_classes."
+        )
+    return data
+
+
+def dataset_spec(dataset_cfg: DictConfig) -> dict:
+    resolved = OmegaConf.to_container(dataset_cfg, resolve=True)
+    return {k: v for k, v in resolved.items() if k not in DATASET_RUNTIME_KEYS}
+
+
+class _Job:
+    """What every model of one job shares: config, data, store, device."""
+
+    def __init__(self, cfg, data, store, device, amp, common):
+        self.cfg, self.data, self.store = cfg, data, store
+        self.device, self.amp, self.common = device, amp, common
+
+    def spec(self, role: str, arch: DictConfig, optim: DictConfig, seed: int,
+             teacher: TrainedModel | None, temperature: float | None) -> dict:  # fmt: skip
+        spec = {**self.common, "objective": "kd" if teacher else "ce", "seed": int(seed),
+                "arch": OmegaConf.to_container(arch, resolve=True),
+                "optim": OmegaConf.to_container(optim, resolve=True)}  # fmt: skip
+        if teacher is not None:
+            spec["distill"] = {"teacher_key": teacher.entry.key, "temperature": temperature,
+                               "alpha": float(self.cfg.distill.alpha),
+                               "t_squared": bool(self.cfg.distill.t_squared)}  # fmt: skip
+        return spec
+
+    def get_or_train(self, role: str, arch: DictConfig, optim: DictConfig, seed: int, *,
+                     teacher: TrainedModel | None = None,
+                     temperature: float | None = None) -> TrainedModel:  # fmt: skip
+        spec = self.spec(role, arch, optim, seed, teacher, temperature)
+        description = f"{role} {arch.name} seed={seed}" + (f" T={temperature:g}" if teacher else "")
+        entry, trained = self.store.get_or_train(
+            model_key(spec),
+            lambda folder: self.train_into(folder, role, spec, arch, optim, teacher),
+            description=description,
+        )
+        return TrainedModel(role, entry, spec, trained)
+
+    def train_into(self, folder: Path, role: str, spec: dict, arch: DictConfig,
+                   optim: DictConfig, teacher: TrainedModel | None) -> None:  # fmt: skip
+        """Train one model and write its whole store folder, metrics.json last."""
+        started = time.perf_counter()
+        torch.manual_seed(spec["seed"])  # the model's initial weights
+        model = build_model(arch)
+        distillation = None
+        if teacher is not None:
+            distillation = Distillation(load_model(teacher.entry, teacher.spec["arch"]),
+                                        **{k: v for k, v in spec["distill"].items()
+                                           if k != "teacher_key"})  # fmt: skip
+        schedule = Schedule(
+            epochs=int(optim.epochs), batch_size=spec["batch_size"],
+            milestones=scaled_milestones(optim.milestones, optim.epochs, optim.reference_epochs),
+            gamma=float(optim.gamma),
+        )  # fmt: skip
+        description = f"{role}[{folder.name}]"
+        history = fit(model, self.data, instantiate(optim.optimizer), schedule, seed=spec["seed"],
+                      device=self.device, amp=self.amp, distillation=distillation,
+                      checkpoint=folder / "train.ckpt", description=description,
+                      eval_every_epoch=bool(self.cfg.eval.every_epoch))  # fmt: skip
+        predictions = predict(model, self.data, device=self.device, amp=self.amp,
+                              batch_size=int(self.cfg.eval.batch_size))  # fmt: skip
+        predictions.save(folder / "predictions.npz")
+        metrics = {
+            "accuracy": accuracy(predictions.y_true, predictions.y_pred),
+            "per_class_accuracy": per_class_accuracy(
+                predictions.y_true, predictions.y_pred, self.data.num_classes).tolist(),
+            "class_names": self.data.class_names,
+            "dataset_info": self.data.info,
+            "train_seconds": time.perf_counter() - started,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }  # fmt: skip
+        torch_save({"state_dict": model.state_dict(), "spec": spec, "role": role,
+                    "metrics": metrics}, folder / "model.pt")  # fmt: skip
+        pd.DataFrame(history).to_csv(folder / "history.csv", index=False)
+        write_text(folder / "config.yaml", OmegaConf.to_yaml({"spec": spec, "key": folder.name,
+                                                              "environment": environment()}))
+        write_json(folder / "metrics.json", metrics)
+
+
+def build_model(arch: DictConfig | dict) -> torch.nn.Module:
+    """Instantiate a model config (its `name` key is a label, not a factory argument)."""
+    arch = OmegaConf.to_container(arch, resolve=True) if isinstance(arch, DictConfig) else arch
+    return instantiate({k: v for k, v in arch.items() if k != "name"})
+
+
+def load_model(entry: StoredModel, arch: dict) -> torch.nn.Module:
+    model = build_model(arch)
+    try:
+        model.load_state_dict(entry.load_checkpoint()["state_dict"])
+    except Exception as e:
+        raise KdfairError(
+            f"The model store entry {entry.folder} is corrupt (model.pt: {e}). Delete that folder "
+            f"(rm -r {entry.folder}) and rerun the same command to retrain the model."
+        ) from e
+    return model
+
+
+def result_row(cfg: DictConfig, model: TrainedModel, teacher: TrainedModel) -> dict:
+    distill = model.spec.get("distill")
+    return {
+        "experiment": cfg.experiment,
+        "dataset": cfg.dataset.name,
+        "role": model.role,
+        "arch": model.spec["arch"]["name"],
+        "teacher_arch": teacher.spec["arch"]["name"] if distill else None,
+        "temperature": distill["temperature"] if distill else None,
+        "alpha": distill["alpha"] if distill else None,
+        "seed": model.spec["seed"],
+        "model_key": model.entry.key,
+        "teacher_key": distill["teacher_key"] if distill else None,
+        "accuracy": model.entry.metrics["accuracy"],
+        "predictions": Path(os.path.relpath(model.entry.predictions_path, cfg.paths.outputs)).as_posix(),
+        "finished_at": model.entry.metrics["finished_at"],
+    }
+
+
+def environment() -> dict:
+    """Versions and git commit, so a model folder says what produced it."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             cwd=Path(__file__).parent, timeout=5).stdout.strip() or None  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        sha = None
+    return {"kdfair": kdfair.__version__, "torch": str(torch.__version__), "numpy": np.__version__,
+            "python": platform.python_version(), "git_sha": sha}  # fmt: skip

@@ -1,0 +1,88 @@
+"""Predict once, measure many: a model's test-set outputs as a `Predictions` record.
+
+Saved as predictions.npz (DESIGN.md section 4): y_true, y_pred, logits, index, attr_<name>,
+attr_<name>_labels and, optionally, embedding (the model's penultimate features).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdfair.data import DataBundle
+from kdfair.store import atomic_path
+from kdfair.training import autocast
+
+HALF_PRECISION_MIN_CLASSES = 200  # logits may be stored as float16 from this many classes on
+
+
+@dataclass
+class Predictions:
+    y_true: np.ndarray  # int64 (N,)
+    y_pred: np.ndarray  # int64 (N,)
+    logits: np.ndarray  # float32 (N, C)
+    index: np.ndarray  # int64 (N,), position in the test split
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)  # name -> int64 (N,)
+    attribute_labels: dict[str, list[str]] = field(default_factory=dict)  # name -> group names
+    embedding: np.ndarray | None = None  # float32 (N, D)
+
+    def save(self, path: Path) -> None:
+        logits = self.logits
+        if logits.shape[1] >= HALF_PRECISION_MIN_CLASSES:
+            logits = logits.astype(np.float16)
+        arrays = {"y_true": self.y_true, "y_pred": self.y_pred, "logits": logits,
+                  "index": self.index}  # fmt: skip
+        for name, codes in self.attributes.items():
+            arrays[f"attr_{name}"] = codes
+            arrays[f"attr_{name}_labels"] = np.asarray(self.attribute_labels[name], dtype=str)
+        if self.embedding is not None:
+            arrays["embedding"] = self.embedding
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz"
+                np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> Predictions:
+        with np.load(path, allow_pickle=False) as f:
+            names = [k[5:] for k in f.files if k.startswith("attr_") and not k.endswith("_labels")]
+            return cls(
+                y_true=f["y_true"], y_pred=f["y_pred"], logits=f["logits"].astype(np.float32),
+                index=f["index"],
+                attributes={n: f[f"attr_{n}"] for n in names},
+                attribute_labels={n: f[f"attr_{n}_labels"].tolist() for n in names},
+                embedding=f["embedding"] if "embedding" in f.files else None,
+            )  # fmt: skip
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module, data: DataBundle, *, device: torch.device, amp: bool = False,
+    batch_size: int = 512, with_embedding: bool = False,
+) -> Predictions:  # fmt: skip
+    """Run `model` over the test split in order."""
+    model.to(device).eval()
+    logits, embeddings = [], []
+    for x, _ in data.test_batches(batch_size, device=device):
+        with autocast(device, amp):
+            if with_embedding:
+                features = model.features(x)
+                out = model.classifier(features)
+                embeddings.append(features.float().cpu())
+            else:
+                out = model(x)
+        logits.append(out.float().cpu())
+    all_logits = torch.cat(logits).numpy()
+    return Predictions(
+        y_true=data.test.labels.numpy().astype(np.int64),
+        y_pred=all_logits.argmax(1).astype(np.int64),
+        logits=all_logits.astype(np.float32),
+        index=np.arange(len(data.test), dtype=np.int64),
+        attributes={k: v.numpy().astype(np.int64) for k, v in data.test.attributes.items()},
+        attribute_labels={k: list(v) for k, v in data.attribute_groups.items()
+                          if k in data.test.attributes},  # fmt: skip
+        embedding=torch.cat(embeddings).numpy() if with_embedding else None,
+    )

@@ -1,0 +1,142 @@
+"""The model store: every trained model in `outputs/models/<key>/`, found by a content key.
+
+The key is a short hash of exactly the settings that determine a model (dataset, architecture,
+optimiser, schedule, epochs, seed; for a distilled student also the teacher's key, T and alpha) and
+nothing else, so jobs of a sweep that need the same teacher find the same folder. A missing model
+is trained under a file lock, so concurrent jobs train it once. Every file is written to a
+temporary name and renamed; `metrics.json` is written last and marks the entry complete. While a
+model trains, `train.ckpt` holds the resume state of the last finished epoch.
+
+Folder: model.pt, predictions.npz, metrics.json, config.yaml, history.csv (and train.ckpt while
+training).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+
+from kdfair.errors import KdfairError
+
+log = logging.getLogger(__name__)
+
+KEY_LENGTH = 12
+COMPLETE_MARKER = "metrics.json"
+REQUIRED_FILES = ("model.pt", "predictions.npz", "metrics.json", "config.yaml", "history.csv")
+
+
+def model_key(spec: dict) -> str:
+    """Short stable hash of a model's spec (a JSON-serialisable dict)."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:KEY_LENGTH]
+
+
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside `path`; on success rename it onto `path`, else delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def torch_save(obj, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+@dataclass
+class StoredModel:
+    """A complete store entry: its key, folder and metrics."""
+
+    key: str
+    folder: Path
+    metrics: dict
+
+    @property
+    def predictions_path(self) -> Path:
+        return self.folder / "predictions.npz"
+
+    def load_checkpoint(self) -> dict:
+        """model.pt: state_dict, spec, role, metrics (loaded with weights_only=True)."""
+        return torch.load(self.folder / "model.pt", map_location="cpu", weights_only=True)
+
+
+class ModelStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def folder(self, key: str) -> Path:
+        return self.root / key
+
+    def find(self, key: str) -> StoredModel | None:
+        """The complete entry for `key`, or None if it was never finished."""
+        folder = self.folder(key)
+        if not (folder / COMPLETE_MARKER).exists():
+            return None
+        missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+        try:
+            if missing:
+                raise ValueError(f"missing {', '.join(missing)}")
+            metrics = json.loads((folder / COMPLETE_MARKER).read_text())
+            if not isinstance(metrics, dict) or "accuracy" not in metrics:
+                raise ValueError("metrics.json has no 'accuracy'")
+        except (OSError, ValueError) as e:
+            raise KdfairError(
+                f"The model store entry {folder} is corrupt ({e}). Delete that folder "
+                f"(rm -r {folder}) and rerun the same command to retrain the model."
+            ) from e
+        return StoredModel(key, folder, metrics)
+
+    def get_or_train(
+        self, key: str, train: Callable[[Path], None], *, description: str
+    ) -> tuple[StoredModel, bool]:
+        """Return (entry, trained_now). `train(folder)` must write every file of the entry.
+
+        Training happens under `<root>/<key>.lock`: a second job asking for the same model waits
+        and then finds the finished entry instead of training it again.
+        """
+        entry = self.find(key)
+        if entry is not None:
+            log.info("%s: reusing %s", description, entry.folder)
+            return entry, False
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.root / f"{key}.lock")):
+            entry = self.find(key)  # another job may have finished it while we waited
+            if entry is not None:
+                log.info("%s: reusing %s (trained by another job)", description, entry.folder)
+                return entry, False
+            folder = self.folder(key)
+            folder.mkdir(parents=True, exist_ok=True)
+            log.info("%s: training into %s", description, folder)
+            train(folder)
+            entry = self.find(key)
+            if entry is None:
+                raise RuntimeError(f"training {description} did not complete {folder}")
+            (folder / "train.ckpt").unlink(missing_ok=True)
+            return entry, True
