@@ -46,7 +46,11 @@ def train(overrides: list[str]) -> int:
     from omegaconf import DictConfig
 
     if not _selects_experiment(overrides):
-        overrides = ["+experiment=demo", *overrides]
+        # Before the first override, after any flags (-m, --cfg job): later overrides such as
+        # +debug=smoke then still apply on top of the demo's values.
+        first = next((i for i, a in enumerate(overrides) if "=" in a and not a.startswith("-")),
+                     len(overrides))
+        overrides = [*overrides[:first], "+experiment=demo", *overrides[first:]]
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
     def _train(cfg: DictConfig) -> None:
@@ -55,7 +59,7 @@ def train(overrides: list[str]) -> int:
         try:
             run(cfg)
         except KdfairError as e:
-            log.error("%s", e)
+            log.error("kdfair: error: %s", e)  # to stderr and to the run's log file
             sys.exit(2)
 
     sys.argv = ["kdfair train", *overrides]

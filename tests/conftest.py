@@ -1,0 +1,36 @@
+"""Shared fixtures: the real config tree, composed the way `kdfair train` composes it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO / "configs"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on a model hub
+
+
+def compose_train(overrides: list[str]) -> DictConfig:
+    """configs/train.yaml with `overrides`, as `kdfair train` composes it (minus hydra's node)."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="train", overrides=overrides)
+
+
+@pytest.fixture
+def smoke_cfg(tmp_path):
+    """A composed smoke config writing under tmp_path: demo experiment, tiny data, one epoch."""
+
+    def make(*overrides: str) -> DictConfig:
+        cfg = compose_train(["+experiment=demo", "+debug=smoke", *overrides])
+        with open_dict(cfg):
+            cfg.paths.outputs = str(tmp_path / "outputs")
+            if not any(o.startswith("dataset.root=") for o in overrides):
+                cfg.dataset.root = str(tmp_path / "data")
+        return cfg
+
+    return make

@@ -1,0 +1,22 @@
+"""Run the real `kdfair` console script in a subprocess, in a scratch folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+KDFAIR = str(Path(sys.executable).with_name("kdfair"))
+
+
+def kdfair_env(workdir: Path, data: Path) -> dict:
+    env = dict(os.environ)
+    env.update(KDFAIR_DATA=str(data), KDFAIR_OUTPUTS=str(workdir / "outputs"), HF_HUB_OFFLINE="1")
+    env.pop("PYTHONWARNINGS", None)
+    return env
+
+
+def run_kdfair(workdir: Path, data: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([KDFAIR, *args], cwd=workdir, env=kdfair_env(workdir, data),
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip

@@ -1,0 +1,56 @@
+"""Bad input: one clear error, a non-zero exit, no traceback, and results left untouched."""
+
+from __future__ import annotations
+
+import pytest
+
+from .cli_helpers import run_kdfair
+
+SMOKE = ["+debug=smoke"]
+
+
+def _assert_clear_failure(result, *phrases):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "phrases"),
+    [
+        (["+experiment=no_such_experiment"], ["experiment/no_such_experiment", "trifeature_resnet20_lenet5"]),
+        (["model@teacher=no_such_model"], ["model/no_such_model", "resnet56"]),
+        (["dataset=no_such_dataset"], ["dataset/no_such_dataset", "trifeature"]),
+        (["distill.temperature=0"], ["distill.temperature=0", "> 0"]),
+        (["distill.temperature=-2"], ["distill.temperature=-2", "> 0"]),
+        (["distill.alpha=1.5"], ["distill.alpha=1.5", "<= 1"]),
+        (["dataset.root=/no/such/folder/anywhere"], ["dataset.root='/no/such/folder/anywhere'", "does not exist"]),
+        (["seed=-1"], ["seed=-1"]),
+    ],
+    ids=["experiment", "model", "dataset", "temperature_zero", "temperature_negative", "alpha",
+         "dataset_root", "seed"],
+)  # fmt: skip
+def test_bad_input_gives_one_clear_error_and_writes_nothing(tmp_path, overrides, phrases):
+    result = run_kdfair(tmp_path, tmp_path / "data", "train", *SMOKE, *overrides)
+    _assert_clear_failure(result, *phrases)
+    assert not (tmp_path / "outputs" / "models").exists()
+    assert not list((tmp_path / "outputs").glob("*/results.csv"))
+
+
+def test_a_corrupt_store_entry_is_named_with_the_fix(tmp_path):
+    data = tmp_path / "data"
+    assert run_kdfair(tmp_path, data, "train", *SMOKE, "distill.temperature=4").returncode == 0
+    results = tmp_path / "outputs" / "demo" / "results.csv"
+    before = results.read_text()
+    teacher_key = before.splitlines()[1].split(",")[8]
+    metrics = tmp_path / "outputs" / "models" / teacher_key / "metrics.json"
+    metrics.write_text("{truncated")
+    result = run_kdfair(tmp_path, data, "train", *SMOKE, "distill.temperature=4")
+    _assert_clear_failure(result, "corrupt", teacher_key, "rm -r")
+    assert results.read_text() == before
+
+
+def test_unknown_command_is_explained(tmp_path):
+    result = run_kdfair(tmp_path, tmp_path, "trian")
+    _assert_clear_failure(result, "unknown command 'trian'", "train")

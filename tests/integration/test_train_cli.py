@@ -1,0 +1,106 @@
+"""`kdfair train` end to end, as a user runs it: files, columns, sweeps and reuse."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from kdfair.results import LEADING, TRAILING
+from kdfair.store import REQUIRED_FILES
+
+from .cli_helpers import run_kdfair
+
+SMOKE = ["+debug=smoke"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")  # the generated Trifeature cache, shared by tests
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, data_root):
+    workdir = tmp_path_factory.mktemp("smoke")
+    result = run_kdfair(workdir, data_root, "train", *SMOKE)
+    assert result.returncode == 0, result.stderr
+    return workdir, result
+
+
+def test_smoke_run_writes_results_with_the_contract_columns(smoke_run):
+    workdir, _ = smoke_run
+    table = pd.read_csv(workdir / "outputs" / "demo" / "results.csv")
+    assert list(table.columns) == LEADING + TRAILING
+    assert table["role"].tolist() == ["teacher", "student", "distilled", "distilled", "distilled"]
+    distilled = table[table.role == "distilled"]
+    assert distilled["temperature"].tolist() == [1.0, 4.0, 10.0]
+    assert (distilled["alpha"] == 0.8).all()
+    assert (distilled["teacher_key"] == table.loc[0, "model_key"]).all()
+    assert (distilled["teacher_arch"] == "resnet20").all() and (distilled["arch"] == "lenet5").all()
+    assert table.loc[:1, ["temperature", "alpha", "teacher_key", "teacher_arch"]].isna().all().all()
+    assert table["accuracy"].between(0, 1).all()
+
+
+def test_every_model_folder_is_complete_and_self_describing(smoke_run):
+    workdir, _ = smoke_run
+    outputs = workdir / "outputs"
+    table = pd.read_csv(outputs / "demo" / "results.csv", dtype={"model_key": str})
+    for _, row in table.iterrows():
+        folder = outputs / "models" / row.model_key
+        assert sorted(p.name for p in folder.iterdir()) == sorted(REQUIRED_FILES)  # no train.ckpt
+        checkpoint = torch.load(folder / "model.pt", weights_only=True)
+        assert checkpoint["role"] == row.role and checkpoint["spec"]["seed"] == 0
+        with np.load(outputs / row.predictions) as p:
+            assert p["y_true"].dtype == np.int64 and p["y_pred"].dtype == np.int64
+            assert p["logits"].dtype == np.float32 and p["logits"].shape == (100, 10)
+            assert (p["index"] == np.arange(100)).all()
+            for attr in ("color", "texture"):
+                assert p[f"attr_{attr}"].shape == (100,) and len(p[f"attr_{attr}_labels"]) == 10
+            assert np.mean(p["y_true"] == p["y_pred"]) == pytest.approx(row.accuracy)
+        history = pd.read_csv(folder / "history.csv")
+        assert history["epoch"].tolist() == [1]
+        assert "git_sha" in (folder / "config.yaml").read_text()
+
+
+def test_the_summary_table_is_printed(smoke_run):
+    _, result = smoke_run
+    assert "Results of this job" in result.stderr
+    for role in ("teacher", "student", "distilled"):
+        assert role in result.stderr
+
+
+def test_a_second_run_reuses_every_model_and_adds_no_rows(smoke_run, data_root):
+    workdir, _ = smoke_run
+    results = workdir / "outputs" / "demo" / "results.csv"
+    before = results.read_text()
+    again = run_kdfair(workdir, data_root, "train", *SMOKE)
+    assert again.returncode == 0, again.stderr
+    assert "training into" not in again.stderr and again.stderr.count("reusing") == 5
+    assert results.read_text() == before
+
+
+def test_a_sweep_trains_each_teacher_once(tmp_path, data_root):
+    result = run_kdfair(tmp_path, data_root, "train", "-m", *SMOKE, "distill.temperature=1,4",
+                        "seed=0")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    log = result.stderr
+    assert log.count("teacher resnet20 seed=0: training into") == 1
+    assert log.count("student lenet5 seed=0: training into") == 1
+    assert log.count("teacher resnet20 seed=0: reusing") == 1  # by the second job
+    table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv")
+    assert sorted(table["role"]) == ["distilled", "distilled", "student", "teacher"]
+    assert table["model_key"].is_unique
+    assert len(list((tmp_path / "outputs" / "models").glob("*/metrics.json"))) == 4
+    sweeps = list((tmp_path / "outputs" / "demo" / "multirun").glob("*/[01]"))
+    assert len(sweeps) == 2  # Hydra's job folders live under outputs/<experiment>/
+
+
+def test_teacher_seed_pins_one_teacher_for_every_student_seed(tmp_path, data_root):
+    result = run_kdfair(tmp_path, data_root, "train", "-m", *SMOKE, "distill.temperature=4",
+                        "seed=0,1", "distill.teacher_seed=0")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv", dtype={"teacher_key": str})
+    assert (table["role"] == "teacher").sum() == 1
+    distilled = table[table.role == "distilled"]
+    assert distilled["seed"].tolist() == [0, 1] and distilled["teacher_key"].nunique() == 1

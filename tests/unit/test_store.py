@@ -1,0 +1,68 @@
+import json
+
+import pytest
+
+from kdfair.errors import KdfairError
+from kdfair.store import REQUIRED_FILES, ModelStore, atomic_path, model_key, write_json
+
+
+def test_key_depends_on_content_not_on_order():
+    a = model_key({"arch": {"name": "resnet20"}, "seed": 0})
+    assert a == model_key({"seed": 0, "arch": {"name": "resnet20"}})
+    assert a != model_key({"arch": {"name": "resnet20"}, "seed": 1})
+    assert len(a) == 12
+
+
+def _fake_train(calls):
+    def train(folder):
+        calls.append(folder)
+        for name in REQUIRED_FILES:
+            if name != "metrics.json":
+                (folder / name).write_text("x")
+        write_json(folder / "metrics.json", {"accuracy": 0.5})
+
+    return train
+
+
+def test_get_or_train_trains_once_then_reuses(tmp_path):
+    store, calls = ModelStore(tmp_path), []
+    first, trained = store.get_or_train("k1", _fake_train(calls), description="m")
+    second, trained_again = store.get_or_train("k1", _fake_train(calls), description="m")
+    assert trained and not trained_again
+    assert len(calls) == 1 and first.folder == second.folder
+    assert second.metrics == {"accuracy": 0.5}
+
+
+def test_an_interrupted_entry_is_not_taken_for_a_finished_one(tmp_path):
+    store = ModelStore(tmp_path)
+    (tmp_path / "k1").mkdir()
+    (tmp_path / "k1" / "model.pt").write_text("half")  # no metrics.json: never finished
+    assert store.find("k1") is None
+
+
+@pytest.mark.parametrize("damage", ["bad_json", "missing_file"])
+def test_a_corrupt_entry_gives_a_clear_error(tmp_path, damage):
+    store = ModelStore(tmp_path)
+    store.get_or_train("k1", _fake_train([]), description="m")
+    if damage == "bad_json":
+        (tmp_path / "k1" / "metrics.json").write_text("{not json")
+    else:
+        (tmp_path / "k1" / "predictions.npz").unlink()
+    with pytest.raises(KdfairError, match=r"corrupt.*rm -r"):
+        store.find("k1")
+
+
+def test_atomic_path_leaves_nothing_behind_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("killed")
+    assert not target.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_replaces_the_old_file_whole(tmp_path):
+    target = tmp_path / "m.json"
+    write_json(target, {"v": 1})
+    write_json(target, {"v": 2})
+    assert json.loads(target.read_text()) == {"v": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["m.json"]

@@ -1,0 +1,54 @@
+from functools import partial
+
+import pytest
+import torch
+
+from kdfair.data.trifeature import load_trifeature
+from kdfair.models.lenet import lenet5
+from kdfair.training import Schedule, fit, resolve_device, scaled_milestones
+
+
+@pytest.mark.parametrize(
+    ("epochs", "expected"),
+    [(100, (30, 60, 90)), (10, (3, 6, 9)), (20, (6, 12, 18)), (3, (1, 2)), (1, ())],
+)
+def test_milestones_scale_with_the_epoch_count(epochs, expected):
+    assert scaled_milestones([30, 60, 90], epochs, 100) == expected
+
+
+def test_resolve_device_on_a_cpu_machine():
+    if torch.cuda.is_available():
+        pytest.skip("CPU-only expectation")
+    assert resolve_device("auto", "auto") == (torch.device("cpu"), False)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return load_trifeature(str(tmp_path_factory.mktemp("data")), image_size=16, n_train=96,
+                           n_test=32)  # fmt: skip
+
+
+def _train(data, epochs, checkpoint=None):
+    torch.manual_seed(0)
+    model = lenet5(10, image_size=16)
+    optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)
+    history = fit(model, data, optimizer, Schedule(epochs, 32, (2,)), seed=1,
+                  device=torch.device("cpu"), checkpoint=checkpoint)  # fmt: skip
+    return model, history
+
+
+def test_resuming_from_a_checkpoint_equals_an_uninterrupted_run(tiny_data, tmp_path):
+    straight, straight_history = _train(tiny_data, 3)
+    ckpt = tmp_path / "train.ckpt"
+    _train(tiny_data, 1, checkpoint=ckpt)  # "killed" after epoch 1: its checkpoint remains
+    resumed, resumed_history = _train(tiny_data, 3, checkpoint=ckpt)
+    for key, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+    assert [h["train_loss"] for h in resumed_history] == [h["train_loss"] for h in straight_history]
+
+
+def test_history_has_one_row_per_epoch_with_the_lr_schedule(tiny_data):
+    _, history = _train(tiny_data, 3)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert [h["lr"] for h in history] == pytest.approx([0.05, 0.05, 0.005])
+    assert all(0.0 <= h["test_accuracy"] <= 1.0 for h in history)
