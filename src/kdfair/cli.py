@@ -21,6 +21,8 @@ commands:
   train [overrides]   train teacher, student and distilled student(s); Hydra overrides, -m sweeps
                       e.g. kdfair train +experiment=trifeature_resnet20_lenet5 distill.temperature=4
                       (without +experiment=..., the small demo study: +experiment=demo)
+  analyze DIR         tables, figures and report.md of an experiment folder, e.g. outputs/demo
+                      [--normalisation ratio|diff] [--correction none|holm|bh] [--threshold 0.05]
 
 Show the composed config:  kdfair train --cfg job
 """
@@ -67,6 +69,32 @@ def train(overrides: list[str]) -> int:
     return 0
 
 
+def analyze(args: list[str]) -> int:
+    import argparse
+
+    from kdfair.metrics.classwise import CORRECTIONS, NORMALISATIONS
+
+    parser = argparse.ArgumentParser(prog="kdfair analyze",
+                                     description="Tables, figures and report.md of a sweep.")
+    parser.add_argument("experiment_dir", help="the experiment folder, e.g. outputs/demo")
+    parser.add_argument("--normalisation", choices=NORMALISATIONS, default="ratio",
+                        help="class accuracy / overall accuracy (ratio) or minus it (diff)")
+    parser.add_argument("--correction", choices=CORRECTIONS, default="none",
+                        help="multiple-comparison correction over classes (the paper: none)")
+    parser.add_argument("--threshold", type=float, default=0.05, help="p-value threshold")
+    options = parser.parse_args(args)
+    if not 0 < options.threshold < 1:
+        raise KdfairError(f"--threshold={options.threshold} must be in (0, 1), e.g. 0.05.")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from kdfair.analysis import analyze as run_analysis
+
+    report = run_analysis(options.experiment_dir, normalisation=options.normalisation,
+                          threshold=options.threshold, correction=options.correction)  # fmt: skip
+    print(report.read_text())
+    print(f"written to {report.parent}/", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -76,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command == "train":
             return train(rest)
+        if command == "analyze":
+            return analyze(rest)
     except KdfairError as e:
         print(f"kdfair: error: {e}", file=sys.stderr)
         return 2

@@ -3,7 +3,8 @@
 1. check the config; 2. build the dataset; 3. get (or train) the teacher, the non-distilled
 student (same architecture as the distilled one, hard labels only) and one distilled student per
 temperature from the model store; 4. every model's predictions and metrics were computed when it
-was trained; 5. append one row per model to outputs/<experiment>/results.csv.
+was trained; 5. measure accuracy, group fairness (DPD, EOD per protected attribute) and individual fairness
+from the saved predictions; 6. append one row per model to outputs/<experiment>/results.csv.
 
 This is the only module that calls hydra's instantiate: below it everything takes typed values.
 """
@@ -29,7 +30,9 @@ import kdfair
 from kdfair.data import DataBundle
 from kdfair.errors import KdfairError
 from kdfair.metrics.accuracy import accuracy, per_class_accuracy
-from kdfair.predict import predict
+from kdfair.metrics.columns import metric_columns
+from kdfair.metrics.individual import Neighbourhood, input_embedding
+from kdfair.predict import Predictions, predict
 from kdfair.results import append_results
 from kdfair.store import ModelStore, StoredModel, model_key, torch_save, write_json, write_text
 from kdfair.training import Distillation, Schedule, fit, resolve_device, scaled_milestones
@@ -72,10 +75,12 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     ]
 
     models = [teacher, student, *distilled]
-    rows = [result_row(cfg, m, teacher) for m in models]
+    neighbourhood = job.neighbourhood(teacher)
+    rows = [result_row(cfg, m, teacher, data.num_classes, neighbourhood) for m in models]
     results_path = Path(cfg.paths.experiment) / "results.csv"
     append_results(results_path, rows)
-    summary = pd.DataFrame(rows)[["role", "arch", "temperature", "seed", "accuracy", "model_key"]]
+    summary = pd.DataFrame(rows).drop(columns=["experiment", "dataset", "teacher_arch", "alpha",
+                                               "teacher_key", "predictions", "finished_at"])
     summary["status"] = ["trained" if m.trained_now else "reused" for m in models]
     log.info("Results of this job (appended to %s):\n%s", results_path,
              summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))  # fmt: skip
@@ -150,7 +155,8 @@ class _Job:
                       checkpoint=folder / "train.ckpt", description=description,
                       eval_every_epoch=bool(self.cfg.eval.every_epoch))  # fmt: skip
         predictions = predict(model, self.data, device=self.device, amp=self.amp,
-                              batch_size=int(self.cfg.eval.batch_size))  # fmt: skip
+                              batch_size=int(self.cfg.eval.batch_size),
+                              with_embedding=role == "teacher")  # fmt: skip
         predictions.save(folder / "predictions.npz")
         metrics = {
             "accuracy": accuracy(predictions.y_true, predictions.y_pred),
@@ -167,6 +173,26 @@ class _Job:
         write_text(folder / "config.yaml", OmegaConf.to_yaml({"spec": spec, "key": folder.name,
                                                               "environment": environment()}))
         write_json(folder / "metrics.json", metrics)
+
+
+    def neighbourhood(self, teacher: TrainedModel) -> Neighbourhood | None:
+        """The pairs individual fairness is measured on, shared by every model of the experiment."""
+        settings = self.cfg.eval.individual
+        if not settings.enabled:
+            return None
+        if settings.space == "input":
+            embedding = input_embedding(self.data.test.images.numpy(),
+                                        dim=int(settings.projection_dim), seed=int(settings.seed))  # fmt: skip
+        else:  # the penultimate features of one reference teacher, whatever this job's seed
+            if teacher.spec["seed"] != settings.reference_seed:
+                teacher = self.get_or_train("teacher", self.cfg.teacher, self.cfg.teacher_optim,
+                                            int(settings.reference_seed))  # fmt: skip
+            embedding = Predictions.load(teacher.entry.predictions_path).embedding
+        if settings.pairs == "knn":
+            return Neighbourhood.knn(embedding, k=min(int(settings.k), len(embedding) - 1),
+                                     metric=settings.metric)  # fmt: skip
+        return Neighbourhood.random_pairs(embedding, n_pairs=int(settings.n_pairs),
+                                          metric=settings.metric, seed=int(settings.seed))  # fmt: skip
 
 
 def build_model(arch: DictConfig | dict) -> torch.nn.Module:
@@ -187,8 +213,12 @@ def load_model(entry: StoredModel, arch: dict) -> torch.nn.Module:
     return model
 
 
-def result_row(cfg: DictConfig, model: TrainedModel, teacher: TrainedModel) -> dict:
+def result_row(cfg: DictConfig, model: TrainedModel, teacher: TrainedModel, num_classes: int,
+               neighbourhood: Neighbourhood | None) -> dict:  # fmt: skip
     distill = model.spec.get("distill")
+    predictions = Predictions.load(model.entry.predictions_path)
+    metrics = metric_columns(predictions, num_classes=num_classes, neighbourhood=neighbourhood,
+                             name=f"{model.role} {model.entry.key}")  # fmt: skip
     return {
         "experiment": cfg.experiment,
         "dataset": cfg.dataset.name,
@@ -200,7 +230,7 @@ def result_row(cfg: DictConfig, model: TrainedModel, teacher: TrainedModel) -> d
         "seed": model.spec["seed"],
         "model_key": model.entry.key,
         "teacher_key": distill["teacher_key"] if distill else None,
-        "accuracy": model.entry.metrics["accuracy"],
+        **metrics,
         "predictions": Path(os.path.relpath(model.entry.predictions_path, cfg.paths.outputs)).as_posix(),
         "finished_at": model.entry.metrics["finished_at"],
     }

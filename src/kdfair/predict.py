@@ -1,7 +1,8 @@
 """Predict once, measure many: a model's test-set outputs as a `Predictions` record.
 
 Saved as predictions.npz (DESIGN.md section 4): y_true, y_pred, logits, index, attr_<name>,
-attr_<name>_labels and, optionally, embedding (the model's penultimate features).
+attr_<name>_labels and, optionally, embedding (the model's penultimate features; stored for
+teachers) and class_names (C,).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Predictions:
     attributes: dict[str, np.ndarray] = field(default_factory=dict)  # name -> int64 (N,)
     attribute_labels: dict[str, list[str]] = field(default_factory=dict)  # name -> group names
     embedding: np.ndarray | None = None  # float32 (N, D)
+    class_names: list[str] | None = None  # (C,), optional
 
     def save(self, path: Path) -> None:
         logits = self.logits
@@ -41,6 +43,8 @@ class Predictions:
             arrays[f"attr_{name}_labels"] = np.asarray(self.attribute_labels[name], dtype=str)
         if self.embedding is not None:
             arrays["embedding"] = self.embedding
+        if self.class_names is not None:
+            arrays["class_names"] = np.asarray(self.class_names, dtype=str)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz"
                 np.savez(f, **arrays)
@@ -55,6 +59,7 @@ class Predictions:
                 attributes={n: f[f"attr_{n}"] for n in names},
                 attribute_labels={n: f[f"attr_{n}_labels"].tolist() for n in names},
                 embedding=f["embedding"] if "embedding" in f.files else None,
+                class_names=f["class_names"].tolist() if "class_names" in f.files else None,
             )  # fmt: skip
 
 
@@ -85,4 +90,5 @@ def predict(
         attribute_labels={k: list(v) for k, v in data.attribute_groups.items()
                           if k in data.test.attributes},  # fmt: skip
         embedding=torch.cat(embeddings).numpy() if with_embedding else None,
+        class_names=list(data.class_names),
     )

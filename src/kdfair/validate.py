@@ -67,6 +67,22 @@ def _check_device(device: str) -> None:
         raise KdfairError(f"device={device!r} was asked for but no CUDA GPU is visible; use device=cpu.")
 
 
+def _check_choice(key: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise KdfairError(f"{key}={value!r} is invalid: use one of {', '.join(choices)}.")
+
+
+def _check_individual(settings: DictConfig) -> None:
+    key = "eval.individual"
+    _check_choice(f"{key}.space", settings.space, ("input", "teacher"))
+    _check_choice(f"{key}.pairs", settings.pairs, ("knn", "random"))
+    _check_choice(f"{key}.metric", settings.metric, ("euclidean", "cosine"))
+    _check_number(f"{key}.k", settings.k, low=1, integer=True)
+    _check_number(f"{key}.n_pairs", settings.n_pairs, low=1, integer=True)
+    _check_number(f"{key}.projection_dim", settings.projection_dim, low=1, integer=True)
+    _check_number(f"{key}.reference_seed", settings.reference_seed, low=0, integer=True)
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise KdfairError on the first invalid value of a composed train config."""
     temperatures(cfg)
@@ -80,6 +96,7 @@ def validate(cfg: DictConfig) -> None:
         optim = cfg[role]
         _check_number(f"{role}.epochs", optim.epochs, low=1, integer=True)
         _check_number(f"{role}.optimizer.lr", optim.optimizer.lr, low=0.0, low_inclusive=False)
+    _check_individual(cfg.eval.individual)
     _check_dataset_root(str(cfg.dataset.root))
     _check_device(str(cfg.device))
     if str(cfg.amp) not in ("auto", "True", "False", "true", "false"):
