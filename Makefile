@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[dev]" $(TORCH_PINS)
 	touch $(STAMP)
 
-# The embedded default (experiment/demo.yaml) over three seeds: mean +- std needs more than one.
+# The embedded default (experiment/demo.yaml) over three seeds (mean +- std needs more than
+# one), then its report: outputs/demo/analysis/report.md.
 demo: install
 	$(BIN)/kdfair train -m seed=0,1,2
+	$(BIN)/kdfair analyze outputs/demo
 
 test: install
 	$(BIN)/python -m pytest -q

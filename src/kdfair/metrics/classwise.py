@@ -17,6 +17,8 @@ The disagreement matrix of models f and g counts test points with f(x) = i and g
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from scipy.stats import false_discovery_control, ttest_ind
@@ -79,9 +81,21 @@ def classwise_tests(
         )
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"the populations have {a.shape[1]} and {b.shape[1]} classes.")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        t, p = ttest_ind(a, b, axis=0, equal_var=False, nan_policy="propagate")
-    t, p = np.asarray(t, float), np.asarray(p, float)
+    # Classes with zero variance in both populations (e.g. always 100% correct) are decided
+    # here: scipy's answer for them is numerically unreliable. Equal constants cannot be tested
+    # (p = NaN); different constants differ with certainty (p = 0).
+    constant = (a.var(0) == 0) & (b.var(0) == 0)
+    t, p = np.full(a.shape[1], np.nan), np.full(a.shape[1], np.nan)
+    if (~constant).any():
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            # One constant population is fine for Welch's test (the other supplies the variance),
+            # but scipy warns about it as if it were a numerical accident.
+            warnings.filterwarnings("ignore", "Precision loss occurred", RuntimeWarning)
+            result = ttest_ind(a[:, ~constant], b[:, ~constant], axis=0, equal_var=False)
+        t[~constant], p[~constant] = result.statistic, result.pvalue
+    differ = constant & (a.mean(0) != b.mean(0))
+    t[differ] = np.sign(a.mean(0) - b.mean(0))[differ] * np.inf
+    p[differ] = 0.0
     adjusted = correct(p, correction)
     return pd.DataFrame({
         "class": np.arange(a.shape[1]), "mean_a": a.mean(0), "mean_b": b.mean(0), "t": t,
