@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 # one), then its report: outputs/demo/analysis/report.md.
 demo: install
 	$(BIN)/kdfair train -m seed=0,1,2
-	$(BIN)/kdfair analyze outputs/demo
+	$(BIN)/kdfair analyze $${KDFAIR_OUTPUTS:-outputs}/demo
 
 test: install
 	$(BIN)/python -m pytest -q
