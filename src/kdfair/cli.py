@@ -30,11 +30,14 @@ Show the composed config:  kdfair train --cfg job
 
 def config_dir() -> Path:
     """configs/ of the source tree (kdfair is installed editable), or $KDFAIR_CONFIG_DIR."""
-    path = Path(os.environ.get("KDFAIR_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs"))
+    path = Path(
+        os.environ.get("KDFAIR_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs")
+    )
     if not (path / "train.yaml").is_file():
         raise KdfairError(
             f"kdfair's configs were not found at {path}. Install kdfair from its source tree "
-            "with `pip install -e .` (as `make` does), or set KDFAIR_CONFIG_DIR to the configs/ folder."
+            "with `pip install -e .` (as `make` does), or set KDFAIR_CONFIG_DIR to the configs/ "
+            "folder."
         )
     return path
 
@@ -50,8 +53,10 @@ def train(overrides: list[str]) -> int:
     if not _selects_experiment(overrides):
         # Before the first override, after any flags (-m, --cfg job): later overrides such as
         # +debug=smoke then still apply on top of the demo's values.
-        first = next((i for i, a in enumerate(overrides) if "=" in a and not a.startswith("-")),
-                     len(overrides))
+        first = next(
+            (i for i, a in enumerate(overrides) if "=" in a and not a.startswith("-")),
+            len(overrides),
+        )
         overrides = [*overrides[:first], "+experiment=demo", *overrides[first:]]
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
@@ -74,13 +79,22 @@ def analyze(args: list[str]) -> int:
 
     from kdfair.metrics.classwise import CORRECTIONS, NORMALISATIONS
 
-    parser = argparse.ArgumentParser(prog="kdfair analyze",
-                                     description="Tables, figures and report.md of a sweep.")
+    parser = argparse.ArgumentParser(
+        prog="kdfair analyze", description="Tables, figures and report.md of a sweep."
+    )
     parser.add_argument("experiment_dir", help="the experiment folder, e.g. outputs/demo")
-    parser.add_argument("--normalisation", choices=NORMALISATIONS, default="ratio",
-                        help="class accuracy / overall accuracy (ratio) or minus it (diff)")
-    parser.add_argument("--correction", choices=CORRECTIONS, default="none",
-                        help="multiple-comparison correction over classes (the paper: none)")
+    parser.add_argument(
+        "--normalisation",
+        choices=NORMALISATIONS,
+        default="ratio",
+        help="class accuracy / overall accuracy (ratio) or minus it (diff)",
+    )
+    parser.add_argument(
+        "--correction",
+        choices=CORRECTIONS,
+        default="none",
+        help="multiple-comparison correction over classes (the paper: none)",
+    )
     parser.add_argument("--threshold", type=float, default=0.05, help="p-value threshold")
     options = parser.parse_args(args)
     if not 0 < options.threshold < 1:
@@ -88,8 +102,12 @@ def analyze(args: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from kdfair.analysis import analyze as run_analysis
 
-    report = run_analysis(options.experiment_dir, normalisation=options.normalisation,
-                          threshold=options.threshold, correction=options.correction)  # fmt: skip
+    report = run_analysis(
+        options.experiment_dir,
+        normalisation=options.normalisation,
+        threshold=options.threshold,
+        correction=options.correction,
+    )
     print(report.read_text())
     print(f"written to {report.parent}/", file=sys.stderr)
     return 0

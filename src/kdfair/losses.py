@@ -37,7 +37,8 @@ def kd_loss(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    # float32 for the soft term: bf16 log-softmax at high T loses the small differences KD transfers.
+    # float32 for the soft term: bf16 log-softmax at high T loses the small differences KD
+    # transfers.
     log_p_student = F.log_softmax(student_logits.float() / temperature, dim=1)
     log_p_teacher = F.log_softmax(teacher_logits.float() / temperature, dim=1)
     soft = F.kl_div(log_p_student, log_p_teacher, log_target=True, reduction="batchmean")

@@ -2,9 +2,9 @@
 
 1. check the config; 2. build the dataset; 3. get (or train) the teacher, the non-distilled
 student (same architecture as the distilled one, hard labels only) and one distilled student per
-temperature from the model store; 4. every model's predictions and metrics were computed when it
-was trained; 5. measure accuracy, group fairness (DPD, EOD per protected attribute) and individual fairness
-from the saved predictions; 6. append one row per model to outputs/<experiment>/results.csv.
+temperature from the model store, each saving its test predictions once, when trained;
+4. measure accuracy, group fairness (DPD, EOD per protected attribute) and individual fairness
+from the saved predictions; 5. append one row per model to outputs/<experiment>/results.csv.
 
 This is the only module that calls hydra's instantiate: below it everything takes typed values.
 """
@@ -69,8 +69,9 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     teacher = job.get_or_train("teacher", cfg.teacher, cfg.teacher_optim, teacher_seed)
     student = job.get_or_train("student", cfg.student, cfg.student_optim, cfg.seed)
     distilled = [
-        job.get_or_train("distilled", cfg.student, cfg.student_optim, cfg.seed,
-                         teacher=teacher, temperature=t)  # fmt: skip
+        job.get_or_train(
+            "distilled", cfg.student, cfg.student_optim, cfg.seed, teacher=teacher, temperature=t
+        )
         for t in temperatures(cfg)
     ]
 
@@ -79,11 +80,23 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     rows = [result_row(cfg, m, teacher, data.num_classes, neighbourhood) for m in models]
     results_path = Path(cfg.paths.experiment) / "results.csv"
     append_results(results_path, rows)
-    summary = pd.DataFrame(rows).drop(columns=["experiment", "dataset", "teacher_arch", "alpha",
-                                               "teacher_key", "predictions", "finished_at"])
+    summary = pd.DataFrame(rows).drop(
+        columns=[
+            "experiment",
+            "dataset",
+            "teacher_arch",
+            "alpha",
+            "teacher_key",
+            "predictions",
+            "finished_at",
+        ]
+    )
     summary["status"] = ["trained" if m.trained_now else "reused" for m in models]
-    log.info("Results of this job (appended to %s):\n%s", results_path,
-             summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))  # fmt: skip
+    log.info(
+        "Results of this job (appended to %s):\n%s",
+        results_path,
+        summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
+    )
     return summary
 
 
@@ -110,20 +123,41 @@ class _Job:
         self.cfg, self.data, self.store = cfg, data, store
         self.device, self.amp, self.common = device, amp, common
 
-    def spec(self, role: str, arch: DictConfig, optim: DictConfig, seed: int,
-             teacher: TrainedModel | None, temperature: float | None) -> dict:  # fmt: skip
-        spec = {**self.common, "objective": "kd" if teacher else "ce", "seed": int(seed),
-                "arch": OmegaConf.to_container(arch, resolve=True),
-                "optim": OmegaConf.to_container(optim, resolve=True)}  # fmt: skip
+    def spec(
+        self,
+        role: str,
+        arch: DictConfig,
+        optim: DictConfig,
+        seed: int,
+        teacher: TrainedModel | None,
+        temperature: float | None,
+    ) -> dict:
+        spec = {
+            **self.common,
+            "objective": "kd" if teacher else "ce",
+            "seed": int(seed),
+            "arch": OmegaConf.to_container(arch, resolve=True),
+            "optim": OmegaConf.to_container(optim, resolve=True),
+        }
         if teacher is not None:
-            spec["distill"] = {"teacher_key": teacher.entry.key, "temperature": temperature,
-                               "alpha": float(self.cfg.distill.alpha),
-                               "t_squared": bool(self.cfg.distill.t_squared)}  # fmt: skip
+            spec["distill"] = {
+                "teacher_key": teacher.entry.key,
+                "temperature": temperature,
+                "alpha": float(self.cfg.distill.alpha),
+                "t_squared": bool(self.cfg.distill.t_squared),
+            }
         return spec
 
-    def get_or_train(self, role: str, arch: DictConfig, optim: DictConfig, seed: int, *,
-                     teacher: TrainedModel | None = None,
-                     temperature: float | None = None) -> TrainedModel:  # fmt: skip
+    def get_or_train(
+        self,
+        role: str,
+        arch: DictConfig,
+        optim: DictConfig,
+        seed: int,
+        *,
+        teacher: TrainedModel | None = None,
+        temperature: float | None = None,
+    ) -> TrainedModel:
         spec = self.spec(role, arch, optim, seed, teacher, temperature)
         description = f"{role} {arch.name} seed={seed}" + (f" T={temperature:g}" if teacher else "")
         entry, trained = self.store.get_or_train(
@@ -133,47 +167,74 @@ class _Job:
         )
         return TrainedModel(role, entry, spec, trained)
 
-    def train_into(self, folder: Path, role: str, spec: dict, arch: DictConfig,
-                   optim: DictConfig, teacher: TrainedModel | None) -> None:  # fmt: skip
+    def train_into(
+        self,
+        folder: Path,
+        role: str,
+        spec: dict,
+        arch: DictConfig,
+        optim: DictConfig,
+        teacher: TrainedModel | None,
+    ) -> None:
         """Train one model and write its whole store folder, metrics.json last."""
         started = time.perf_counter()
         torch.manual_seed(spec["seed"])  # the model's initial weights
         model = build_model(arch)
         distillation = None
         if teacher is not None:
-            distillation = Distillation(load_model(teacher.entry, teacher.spec["arch"]),
-                                        **{k: v for k, v in spec["distill"].items()
-                                           if k != "teacher_key"})  # fmt: skip
+            distillation = Distillation(
+                load_model(teacher.entry, teacher.spec["arch"]),
+                **{k: v for k, v in spec["distill"].items() if k != "teacher_key"},
+            )
         schedule = Schedule(
-            epochs=int(optim.epochs), batch_size=spec["batch_size"],
+            epochs=int(optim.epochs),
+            batch_size=spec["batch_size"],
             milestones=scaled_milestones(optim.milestones, optim.epochs, optim.reference_epochs),
             gamma=float(optim.gamma),
-        )  # fmt: skip
+        )
         description = f"{role}[{folder.name}]"
-        history = fit(model, self.data, instantiate(optim.optimizer), schedule, seed=spec["seed"],
-                      device=self.device, amp=self.amp, distillation=distillation,
-                      checkpoint=folder / "train.ckpt", description=description,
-                      eval_every_epoch=bool(self.cfg.eval.every_epoch))  # fmt: skip
-        predictions = predict(model, self.data, device=self.device, amp=self.amp,
-                              batch_size=int(self.cfg.eval.batch_size),
-                              with_embedding=role == "teacher")  # fmt: skip
+        history = fit(
+            model,
+            self.data,
+            instantiate(optim.optimizer),
+            schedule,
+            seed=spec["seed"],
+            device=self.device,
+            amp=self.amp,
+            distillation=distillation,
+            checkpoint=folder / "train.ckpt",
+            description=description,
+            eval_every_epoch=bool(self.cfg.eval.every_epoch),
+        )
+        predictions = predict(
+            model,
+            self.data,
+            device=self.device,
+            amp=self.amp,
+            batch_size=int(self.cfg.eval.batch_size),
+            with_embedding=role == "teacher",
+        )
         predictions.save(folder / "predictions.npz")
         metrics = {
             "accuracy": accuracy(predictions.y_true, predictions.y_pred),
             "per_class_accuracy": per_class_accuracy(
-                predictions.y_true, predictions.y_pred, self.data.num_classes).tolist(),
+                predictions.y_true, predictions.y_pred, self.data.num_classes
+            ).tolist(),
             "class_names": self.data.class_names,
             "dataset_info": self.data.info,
             "train_seconds": time.perf_counter() - started,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }  # fmt: skip
-        torch_save({"state_dict": model.state_dict(), "spec": spec, "role": role,
-                    "metrics": metrics}, folder / "model.pt")  # fmt: skip
+        }
+        torch_save(
+            {"state_dict": model.state_dict(), "spec": spec, "role": role, "metrics": metrics},
+            folder / "model.pt",
+        )
         pd.DataFrame(history).to_csv(folder / "history.csv", index=False)
-        write_text(folder / "config.yaml", OmegaConf.to_yaml({"spec": spec, "key": folder.name,
-                                                              "environment": environment()}))
+        write_text(
+            folder / "config.yaml",
+            OmegaConf.to_yaml({"spec": spec, "key": folder.name, "environment": environment()}),
+        )
         write_json(folder / "metrics.json", metrics)
-
 
     def neighbourhood(self, teacher: TrainedModel) -> Neighbourhood | None:
         """The pairs individual fairness is measured on, shared by every model of the experiment."""
@@ -181,18 +242,30 @@ class _Job:
         if not settings.enabled:
             return None
         if settings.space == "input":
-            embedding = input_embedding(self.data.test.images.numpy(),
-                                        dim=int(settings.projection_dim), seed=int(settings.seed))  # fmt: skip
+            embedding = input_embedding(
+                self.data.test.images.numpy(),
+                dim=int(settings.projection_dim),
+                seed=int(settings.seed),
+            )
         else:  # the penultimate features of one reference teacher, whatever this job's seed
             if teacher.spec["seed"] != settings.reference_seed:
-                teacher = self.get_or_train("teacher", self.cfg.teacher, self.cfg.teacher_optim,
-                                            int(settings.reference_seed))  # fmt: skip
+                teacher = self.get_or_train(
+                    "teacher",
+                    self.cfg.teacher,
+                    self.cfg.teacher_optim,
+                    int(settings.reference_seed),
+                )
             embedding = Predictions.load(teacher.entry.predictions_path).embedding
         if settings.pairs == "knn":
-            return Neighbourhood.knn(embedding, k=min(int(settings.k), len(embedding) - 1),
-                                     metric=settings.metric)  # fmt: skip
-        return Neighbourhood.random_pairs(embedding, n_pairs=int(settings.n_pairs),
-                                          metric=settings.metric, seed=int(settings.seed))  # fmt: skip
+            return Neighbourhood.knn(
+                embedding, k=min(int(settings.k), len(embedding) - 1), metric=settings.metric
+            )
+        return Neighbourhood.random_pairs(
+            embedding,
+            n_pairs=int(settings.n_pairs),
+            metric=settings.metric,
+            seed=int(settings.seed),
+        )
 
 
 def build_model(arch: DictConfig | dict) -> torch.nn.Module:
@@ -213,12 +286,21 @@ def load_model(entry: StoredModel, arch: dict) -> torch.nn.Module:
     return model
 
 
-def result_row(cfg: DictConfig, model: TrainedModel, teacher: TrainedModel, num_classes: int,
-               neighbourhood: Neighbourhood | None) -> dict:  # fmt: skip
+def result_row(
+    cfg: DictConfig,
+    model: TrainedModel,
+    teacher: TrainedModel,
+    num_classes: int,
+    neighbourhood: Neighbourhood | None,
+) -> dict:
     distill = model.spec.get("distill")
     predictions = Predictions.load(model.entry.predictions_path)
-    metrics = metric_columns(predictions, num_classes=num_classes, neighbourhood=neighbourhood,
-                             name=f"{model.role} {model.entry.key}")  # fmt: skip
+    metrics = metric_columns(
+        predictions,
+        num_classes=num_classes,
+        neighbourhood=neighbourhood,
+        name=f"{model.role} {model.entry.key}",
+    )
     return {
         "experiment": cfg.experiment,
         "dataset": cfg.dataset.name,
@@ -231,7 +313,9 @@ def result_row(cfg: DictConfig, model: TrainedModel, teacher: TrainedModel, num_
         "model_key": model.entry.key,
         "teacher_key": distill["teacher_key"] if distill else None,
         **metrics,
-        "predictions": Path(os.path.relpath(model.entry.predictions_path, cfg.paths.outputs)).as_posix(),
+        "predictions": Path(
+            os.path.relpath(model.entry.predictions_path, cfg.paths.outputs)
+        ).as_posix(),
         "finished_at": model.entry.metrics["finished_at"],
     }
 
@@ -239,9 +323,22 @@ def result_row(cfg: DictConfig, model: TrainedModel, teacher: TrainedModel, num_
 def environment() -> dict:
     """Versions and git commit, so a model folder says what produced it."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5).stdout.strip() or None  # fmt: skip
+        sha = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).parent,
+                timeout=5,
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         sha = None
-    return {"kdfair": kdfair.__version__, "torch": str(torch.__version__), "numpy": np.__version__,
-            "python": platform.python_version(), "git_sha": sha}  # fmt: skip
+    return {
+        "kdfair": kdfair.__version__,
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "git_sha": sha,
+    }

@@ -36,8 +36,12 @@ class Predictions:
         logits = self.logits
         if logits.shape[1] >= HALF_PRECISION_MIN_CLASSES:
             logits = logits.astype(np.float16)
-        arrays = {"y_true": self.y_true, "y_pred": self.y_pred, "logits": logits,
-                  "index": self.index}  # fmt: skip
+        arrays = {
+            "y_true": self.y_true,
+            "y_pred": self.y_pred,
+            "logits": logits,
+            "index": self.index,
+        }
         for name, codes in self.attributes.items():
             arrays[f"attr_{name}"] = codes
             arrays[f"attr_{name}_labels"] = np.asarray(self.attribute_labels[name], dtype=str)
@@ -54,20 +58,27 @@ class Predictions:
         with np.load(path, allow_pickle=False) as f:
             names = [k[5:] for k in f.files if k.startswith("attr_") and not k.endswith("_labels")]
             return cls(
-                y_true=f["y_true"], y_pred=f["y_pred"], logits=f["logits"].astype(np.float32),
+                y_true=f["y_true"],
+                y_pred=f["y_pred"],
+                logits=f["logits"].astype(np.float32),
                 index=f["index"],
                 attributes={n: f[f"attr_{n}"] for n in names},
                 attribute_labels={n: f[f"attr_{n}_labels"].tolist() for n in names},
                 embedding=f["embedding"] if "embedding" in f.files else None,
                 class_names=f["class_names"].tolist() if "class_names" in f.files else None,
-            )  # fmt: skip
+            )
 
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, data: DataBundle, *, device: torch.device, amp: bool = False,
-    batch_size: int = 512, with_embedding: bool = False,
-) -> Predictions:  # fmt: skip
+    model: nn.Module,
+    data: DataBundle,
+    *,
+    device: torch.device,
+    amp: bool = False,
+    batch_size: int = 512,
+    with_embedding: bool = False,
+) -> Predictions:
     """Run `model` over the test split in order."""
     model.to(device).eval()
     logits, embeddings = [], []
@@ -87,8 +98,9 @@ def predict(
         logits=all_logits.astype(np.float32),
         index=np.arange(len(data.test), dtype=np.int64),
         attributes={k: v.numpy().astype(np.int64) for k, v in data.test.attributes.items()},
-        attribute_labels={k: list(v) for k, v in data.attribute_groups.items()
-                          if k in data.test.attributes},  # fmt: skip
+        attribute_labels={
+            k: list(v) for k, v in data.attribute_groups.items() if k in data.test.attributes
+        },
         embedding=torch.cat(embeddings).numpy() if with_embedding else None,
         class_names=list(data.class_names),
     )

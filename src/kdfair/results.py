@@ -16,8 +16,19 @@ from filelock import FileLock
 
 from kdfair.store import atomic_path
 
-LEADING = ["experiment", "dataset", "role", "arch", "teacher_arch", "temperature", "alpha", "seed",
-           "model_key", "teacher_key", "accuracy"]  # fmt: skip
+LEADING = [
+    "experiment",
+    "dataset",
+    "role",
+    "arch",
+    "teacher_arch",
+    "temperature",
+    "alpha",
+    "seed",
+    "model_key",
+    "teacher_key",
+    "accuracy",
+]
 TRAILING = ["predictions", "finished_at"]
 ROLES = ("teacher", "student", "distilled")
 

@@ -74,15 +74,23 @@ class TeacherLogits:
     the teacher's forward, the dominant cost of distilling a small student, is paid once.
     """
 
-    def __init__(self, distillation: Distillation, data: DataBundle, device: torch.device,
-                 amp: bool, batch_size: int):  # fmt: skip
+    def __init__(
+        self,
+        distillation: Distillation,
+        data: DataBundle,
+        device: torch.device,
+        amp: bool,
+        batch_size: int,
+    ):
         self.teacher = distillation.teacher.to(device).eval().requires_grad_(False)
         self.device, self.amp = device, amp
         self.cache: torch.Tensor | None = None
         if data.augmentation.is_identity:
             with torch.no_grad(), autocast(device, amp):
-                chunks = [self.teacher(x).float() for x in
-                          data.train_batches_in_order(max(batch_size, 256), device=device)]  # fmt: skip
+                chunks = [
+                    self.teacher(x).float()
+                    for x in data.train_batches_in_order(max(batch_size, 256), device=device)
+                ]
             self.cache = torch.cat(chunks)
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -93,8 +101,9 @@ class TeacherLogits:
 
 
 @torch.no_grad()
-def evaluate_accuracy(model: nn.Module, data: DataBundle, *, device: torch.device, amp: bool,
-                      batch_size: int = 512) -> float:  # fmt: skip
+def evaluate_accuracy(
+    model: nn.Module, data: DataBundle, *, device: torch.device, amp: bool, batch_size: int = 512
+) -> float:
     model.eval()
     correct = 0
     for x, y in data.test_batches(batch_size, device=device):
@@ -140,9 +149,18 @@ def fit(
                 "this model's training from epoch 0."
             ) from e
         history, start_epoch = list(state["history"]), int(state["epoch"])
-        log.info("%s: resuming after epoch %d/%d from %s", description, start_epoch,
-                 schedule.epochs, checkpoint)  # fmt: skip
-    teacher = TeacherLogits(distillation, data, device, amp, schedule.batch_size) if distillation else None
+        log.info(
+            "%s: resuming after epoch %d/%d from %s",
+            description,
+            start_epoch,
+            schedule.epochs,
+            checkpoint,
+        )
+    teacher = (
+        TeacherLogits(distillation, data, device, amp, schedule.batch_size)
+        if distillation
+        else None
+    )
 
     for epoch in range(start_epoch, schedule.epochs):
         model.train()
@@ -150,16 +168,28 @@ def fit(
         loss_sum, correct, seen = 0.0, 0, 0
         batches = data.train_batches(schedule.batch_size, seed=seed, epoch=epoch, device=device)
         total = -(-len(data.train) // schedule.batch_size)
-        bar = tqdm(batches, total=total, desc=f"{description} {epoch + 1}/{schedule.epochs}",
-                   leave=False, disable=None, dynamic_ncols=True)  # fmt: skip
+        bar = tqdm(
+            batches,
+            total=total,
+            desc=f"{description} {epoch + 1}/{schedule.epochs}",
+            leave=False,
+            disable=None,
+            dynamic_ncols=True,
+        )
         for x, y, index in bar:
             with autocast(device, amp):
                 logits = model(x)
             if teacher is None:
                 loss = F.cross_entropy(logits.float(), y)
             else:
-                loss = kd_loss(logits, teacher(x, index), y, temperature=distillation.temperature,
-                               alpha=distillation.alpha, t_squared=distillation.t_squared)  # fmt: skip
+                loss = kd_loss(
+                    logits,
+                    teacher(x, index),
+                    y,
+                    temperature=distillation.temperature,
+                    alpha=distillation.alpha,
+                    t_squared=distillation.t_squared,
+                )
             if not torch.isfinite(loss):
                 raise KdfairError(
                     f"{description}: the loss became {loss.item()} at epoch {epoch + 1}. Training "
@@ -175,20 +205,37 @@ def fit(
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
-        row = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen,
-               "train_accuracy": correct / seen}  # fmt: skip
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+        }
         if eval_every_epoch or epoch + 1 == schedule.epochs:
             row["test_accuracy"] = evaluate_accuracy(model, data, device=device, amp=amp)
         row["seconds"] = time.perf_counter() - started
         history.append(row)
-        log.info("%s epoch %d/%d: loss %.4f, train acc %.4f%s, %.1fs", description, epoch + 1,
-                 schedule.epochs, row["train_loss"], row["train_accuracy"],
-                 f", test acc {row['test_accuracy']:.4f}" if "test_accuracy" in row else "",
-                 row["seconds"])  # fmt: skip
+        log.info(
+            "%s epoch %d/%d: loss %.4f, train acc %.4f%s, %.1fs",
+            description,
+            epoch + 1,
+            schedule.epochs,
+            row["train_loss"],
+            row["train_accuracy"],
+            f", test acc {row['test_accuracy']:.4f}" if "test_accuracy" in row else "",
+            row["seconds"],
+        )
         if checkpoint is not None:
-            torch_save({"epoch": epoch + 1, "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "history": history}, checkpoint)  # fmt: skip
+            torch_save(
+                {
+                    "epoch": epoch + 1,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "history": history,
+                },
+                checkpoint,
+            )
     model.eval()
     return history
 

@@ -32,15 +32,24 @@ def temperatures(cfg: DictConfig) -> list[float]:
     return [float(t) for t in values]
 
 
-def _check_number(key: str, value, *, low: float, high: float | None = None,
-                  integer: bool = False, low_inclusive: bool = True) -> None:  # fmt: skip
+def _check_number(
+    key: str,
+    value,
+    *,
+    low: float,
+    high: float | None = None,
+    integer: bool = False,
+    low_inclusive: bool = True,
+) -> None:
     kind = "an integer" if integer else "a number"
     ok = isinstance(value, int if integer else Real) and not isinstance(value, bool)
     if ok:
         ok = value >= low if low_inclusive else value > low
         ok = ok and (high is None or value <= high)
     if not ok:
-        bound = f"{'>=' if low_inclusive else '>'} {low}" + (f" and <= {high}" if high is not None else "")
+        bound = f"{'>=' if low_inclusive else '>'} {low}" + (
+            f" and <= {high}" if high is not None else ""
+        )
         raise KdfairError(f"{key}={value!r} is invalid: it must be {kind} {bound}.")
 
 
@@ -64,7 +73,9 @@ def _check_device(device: str) -> None:
     except (RuntimeError, TypeError) as e:
         raise KdfairError(f"device={device!r} is not a device; use auto, cpu or cuda[:N].") from e
     if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise KdfairError(f"device={device!r} was asked for but no CUDA GPU is visible; use device=cpu.")
+        raise KdfairError(
+            f"device={device!r} was asked for but no CUDA GPU is visible; use device=cpu."
+        )
 
 
 def _check_choice(key: str, value, choices: tuple[str, ...]) -> None:

@@ -17,6 +17,14 @@ def kdfair_env(workdir: Path, data: Path) -> dict:
     return env
 
 
-def run_kdfair(workdir: Path, data: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([KDFAIR, *args], cwd=workdir, env=kdfair_env(workdir, data),
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+def run_kdfair(
+    workdir: Path, data: Path, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [KDFAIR, *args],
+        cwd=workdir,
+        env=kdfair_env(workdir, data),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -21,15 +21,26 @@ def _predictions(rng, class_accuracy: np.ndarray) -> Predictions:
     y_pred = np.where(correct, y_true, wrong)
     logits = np.eye(N_CLASSES, dtype=np.float32)[y_pred] * 4.0
     return Predictions(
-        y_true=y_true, y_pred=y_pred, logits=logits, index=np.arange(len(y_true)),
+        y_true=y_true,
+        y_pred=y_pred,
+        logits=logits,
+        index=np.arange(len(y_true)),
         attributes={"color": rng.integers(0, 3, len(y_true))},
         attribute_labels={"color": ["red", "green", "blue"]},
         class_names=[f"shape{c}" for c in range(N_CLASSES)],
-    )  # fmt: skip
+    )
 
 
-def write_sweep(outputs: Path, *, seeds=range(5), temperatures=(1.0, 4.0), planted_class=3,
-                planted_at=4.0, planted_drop=0.3, collapsed=()) -> Path:  # fmt: skip
+def write_sweep(
+    outputs: Path,
+    *,
+    seeds=range(5),
+    temperatures=(1.0, 4.0),
+    planted_class=3,
+    planted_at=4.0,
+    planted_drop=0.3,
+    collapsed=(),
+) -> Path:
     """Teacher, NDS and DS(T) over seeds: accuracy 0.9 per class, except the DS at `planted_at`,
     whose `planted_class` loses `planted_drop`. (role, T) pairs in `collapsed` predict class 0."""
     rng = np.random.default_rng(0)
@@ -52,15 +63,22 @@ def write_sweep(outputs: Path, *, seeds=range(5), temperatures=(1.0, 4.0), plant
             path.parent.mkdir(parents=True, exist_ok=True)
             predictions.save(path)
             distilled = role == "distilled"
-            rows.append({
-                "experiment": "planted", "dataset": "fixture", "role": role,
-                "arch": "resnet20" if role == "teacher" else "lenet5",
-                "teacher_arch": "resnet20" if distilled else None,
-                "temperature": temperature, "alpha": 0.8 if distilled else None, "seed": seed,
-                "model_key": key, "teacher_key": teacher_key if distilled else None,
-                **metric_columns(predictions, num_classes=N_CLASSES, neighbourhood=pairs),
-                "predictions": f"models/{key}/predictions.npz",
-                "finished_at": "2026-01-01T00:00:00+00:00",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "experiment": "planted",
+                    "dataset": "fixture",
+                    "role": role,
+                    "arch": "resnet20" if role == "teacher" else "lenet5",
+                    "teacher_arch": "resnet20" if distilled else None,
+                    "temperature": temperature,
+                    "alpha": 0.8 if distilled else None,
+                    "seed": seed,
+                    "model_key": key,
+                    "teacher_key": teacher_key if distilled else None,
+                    **metric_columns(predictions, num_classes=N_CLASSES, neighbourhood=pairs),
+                    "predictions": f"models/{key}/predictions.npz",
+                    "finished_at": "2026-01-01T00:00:00+00:00",
+                }
+            )
     append_results(outputs / "planted" / "results.csv", rows)
     return outputs / "planted"

@@ -46,7 +46,9 @@ def test_summary_equals_a_pandas_groupby_over_results_csv(analysed):
         np.testing.assert_allclose(rows[f"{metric}_std"], distilled[metric].std())
     teacher = summary[summary.role == "teacher"].iloc[0]
     assert teacher["n"] == 5
-    assert teacher["accuracy_mean"] == pytest.approx(results[results.role == "teacher"]["accuracy"].mean())
+    assert teacher["accuracy_mean"] == pytest.approx(
+        results[results.role == "teacher"]["accuracy"].mean()
+    )
 
 
 def test_report_tables_show_mean_and_std_of_results(analysed):
@@ -55,7 +57,15 @@ def test_report_tables_show_mean_and_std_of_results(analysed):
     results = read_results(experiment / "results.csv")
     nds = results[results.role == "student"]["accuracy"] * 100
     assert f"| NDS | {nds.mean():.2f} ± {nds.std():.2f} |" in text
-    for heading in ("(Table 1)", "(Table 2)", "(Table 4)", "#SC", "#TC", "EOD (color)", "DPD (color)"):
+    for heading in (
+        "(Table 1)",
+        "(Table 2)",
+        "(Table 4)",
+        "#SC",
+        "#TC",
+        "EOD (color)",
+        "DPD (color)",
+    ):
         assert heading in text
     assert "collapsed" not in text.lower()
 
@@ -65,8 +75,13 @@ def test_every_figure_is_written_and_referenced(analysed):
     text = report.read_text()
     pngs = sorted((experiment / "analysis").glob("*.png"))
     names = {p.name for p in pngs}
-    assert {"accuracy_vs_temperature.png", "group_fairness_color.png", "individual_fairness.png",
-            "significant_classes.png", "per_class_accuracy.png"} <= names  # fmt: skip
+    assert {
+        "accuracy_vs_temperature.png",
+        "group_fairness_color.png",
+        "individual_fairness.png",
+        "significant_classes.png",
+        "per_class_accuracy.png",
+    } <= names
     for png in pngs:
         assert png.read_bytes()[:8] == PNG_MAGIC and png.stat().st_size > 5000
         assert f"]({png.name})" in text
@@ -74,15 +89,22 @@ def test_every_figure_is_written_and_referenced(analysed):
 
 def test_disagreement_matrices_sum_the_seeds(analysed):
     experiment, _ = analysed
-    matrix = pd.read_csv(experiment / "analysis" / "disagreement_student_vs_distilled_T4.csv", index_col=0)
+    matrix = pd.read_csv(
+        experiment / "analysis" / "disagreement_student_vs_distilled_T4.csv", index_col=0
+    )
     assert matrix.shape == (10, 10) and np.all(np.diag(matrix.to_numpy()) == 0)
     assert list(matrix.columns) == [f"shape{c}" for c in range(10)]
     results = read_results(experiment / "results.csv")
     expected = 0
     for seed in range(5):
         nds = results[(results.role == "student") & (results.seed == seed)].iloc[0]
-        ds = results[(results.role == "distilled") & (results.seed == seed) & (results.temperature == 4)].iloc[0]
-        with np.load(experiment.parent / nds.predictions) as a, np.load(experiment.parent / ds.predictions) as b:
+        ds = results[
+            (results.role == "distilled") & (results.seed == seed) & (results.temperature == 4)
+        ].iloc[0]
+        with (
+            np.load(experiment.parent / nds.predictions) as a,
+            np.load(experiment.parent / ds.predictions) as b,
+        ):
             expected += int((a["y_pred"] != b["y_pred"]).sum())
     assert matrix.to_numpy().sum() == expected
 

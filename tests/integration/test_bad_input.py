@@ -19,18 +19,32 @@ def _assert_clear_failure(result, *phrases):
 @pytest.mark.parametrize(
     ("overrides", "phrases"),
     [
-        (["+experiment=no_such_experiment"], ["experiment/no_such_experiment", "trifeature_resnet20_lenet5"]),
+        (
+            ["+experiment=no_such_experiment"],
+            ["experiment/no_such_experiment", "trifeature_resnet20_lenet5"],
+        ),
         (["model@teacher=no_such_model"], ["model/no_such_model", "resnet56"]),
         (["dataset=no_such_dataset"], ["dataset/no_such_dataset", "trifeature"]),
         (["distill.temperature=0"], ["distill.temperature=0", "> 0"]),
         (["distill.temperature=-2"], ["distill.temperature=-2", "> 0"]),
         (["distill.alpha=1.5"], ["distill.alpha=1.5", "<= 1"]),
-        (["dataset.root=/no/such/folder/anywhere"], ["dataset.root='/no/such/folder/anywhere'", "does not exist"]),
+        (
+            ["dataset.root=/no/such/folder/anywhere"],
+            ["dataset.root='/no/such/folder/anywhere'", "does not exist"],
+        ),
         (["seed=-1"], ["seed=-1"]),
     ],
-    ids=["experiment", "model", "dataset", "temperature_zero", "temperature_negative", "alpha",
-         "dataset_root", "seed"],
-)  # fmt: skip
+    ids=[
+        "experiment",
+        "model",
+        "dataset",
+        "temperature_zero",
+        "temperature_negative",
+        "alpha",
+        "dataset_root",
+        "seed",
+    ],
+)
 def test_bad_input_gives_one_clear_error_and_writes_nothing(tmp_path, overrides, phrases):
     result = run_kdfair(tmp_path, tmp_path / "data", "train", *SMOKE, *overrides)
     _assert_clear_failure(result, *phrases)

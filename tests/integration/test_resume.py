@@ -11,14 +11,25 @@ import pandas as pd
 
 from .cli_helpers import KDFAIR, kdfair_env, run_kdfair
 
-ARGS = ["train", "+debug=smoke", "dataset.n_train=1000", "teacher_optim.epochs=3",
-        "student_optim.epochs=2", "distill.temperature=4"]  # fmt: skip
+ARGS = [
+    "train",
+    "+debug=smoke",
+    "dataset.n_train=1000",
+    "teacher_optim.epochs=3",
+    "student_optim.epochs=2",
+    "distill.temperature=4",
+]
 
 
 def _kill_after_first_checkpoint(workdir, data) -> None:
-    process = subprocess.Popen([KDFAIR, *ARGS], cwd=workdir, env=kdfair_env(workdir, data),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               start_new_session=True)  # fmt: skip
+    process = subprocess.Popen(
+        [KDFAIR, *ARGS],
+        cwd=workdir,
+        env=kdfair_env(workdir, data),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     try:
         while not list((workdir / "outputs" / "models").glob("*/train.ckpt")):

@@ -31,7 +31,10 @@ def smoke_run(tmp_path_factory, data_root):
 def test_smoke_run_writes_results_with_the_contract_columns(smoke_run):
     workdir, _ = smoke_run
     table = pd.read_csv(workdir / "outputs" / "demo" / "results.csv")
-    assert list(table.columns) == LEADING + TRAILING
+    metrics = ["dpd_color", "eod_color", "dpd_texture", "eod_texture", "individual_fairness",
+               "consistency"]
+    assert list(table.columns) == LEADING + metrics + TRAILING
+    assert table["individual_fairness"].notna().all() and table["consistency"].between(0, 1).all()
     assert table["role"].tolist() == ["teacher", "student", "distilled", "distilled", "distilled"]
     distilled = table[table.role == "distilled"]
     assert distilled["temperature"].tolist() == [1.0, 4.0, 10.0]
@@ -81,8 +84,9 @@ def test_a_second_run_reuses_every_model_and_adds_no_rows(smoke_run, data_root):
 
 
 def test_a_sweep_trains_each_teacher_once(tmp_path, data_root):
-    result = run_kdfair(tmp_path, data_root, "train", "-m", *SMOKE, "distill.temperature=1,4",
-                        "seed=0")  # fmt: skip
+    result = run_kdfair(
+        tmp_path, data_root, "train", "-m", *SMOKE, "distill.temperature=1,4", "seed=0"
+    )
     assert result.returncode == 0, result.stderr
     log = result.stderr
     assert log.count("teacher resnet20 seed=0: training into") == 1
@@ -97,8 +101,16 @@ def test_a_sweep_trains_each_teacher_once(tmp_path, data_root):
 
 
 def test_teacher_seed_pins_one_teacher_for_every_student_seed(tmp_path, data_root):
-    result = run_kdfair(tmp_path, data_root, "train", "-m", *SMOKE, "distill.temperature=4",
-                        "seed=0,1", "distill.teacher_seed=0")  # fmt: skip
+    result = run_kdfair(
+        tmp_path,
+        data_root,
+        "train",
+        "-m",
+        *SMOKE,
+        "distill.temperature=4",
+        "seed=0,1",
+        "distill.teacher_seed=0",
+    )
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv", dtype={"teacher_key": str})
     assert (table["role"] == "teacher").sum() == 1

@@ -26,10 +26,13 @@ def test_per_class_accuracy_by_hand():
 
 def test_normalisations():
     per_class, overall = np.array([[0.9, 0.5], [0.6, 0.4]]), np.array([0.7, 0.5])
-    np.testing.assert_allclose(normalised_class_accuracy(per_class, overall, "ratio"),
-                               [[0.9 / 0.7, 0.5 / 0.7], [0.6 / 0.5, 0.4 / 0.5]])
-    np.testing.assert_allclose(normalised_class_accuracy(per_class, overall, "diff"),
-                               per_class - 0.6)
+    np.testing.assert_allclose(
+        normalised_class_accuracy(per_class, overall, "ratio"),
+        [[0.9 / 0.7, 0.5 / 0.7], [0.6 / 0.5, 0.4 / 0.5]],
+    )
+    np.testing.assert_allclose(
+        normalised_class_accuracy(per_class, overall, "diff"), per_class - 0.6
+    )
     with pytest.raises(ValueError, match="ratio"):
         normalised_class_accuracy(per_class, overall, "log")
 
@@ -42,7 +45,9 @@ def test_p_values_equal_scipys_welch_test(normalisation):
     ra = normalised_class_accuracy(*a, normalisation)
     rb = normalised_class_accuracy(*b, normalisation)
     for c in range(20):
-        assert result.p_value[c] == pytest.approx(ttest_ind(ra[:, c], rb[:, c], equal_var=False).pvalue)
+        assert result.p_value[c] == pytest.approx(
+            ttest_ind(ra[:, c], rb[:, c], equal_var=False).pvalue
+        )
 
 
 def test_a_planted_class_shift_is_found():
@@ -54,11 +59,16 @@ def test_a_planted_class_shift_is_found():
 
 def test_same_distribution_gives_almost_no_significant_classes():
     rng = np.random.default_rng(2)
-    found = [classwise_tests(*_population(rng, n_classes=100), *_population(rng, n_classes=100))
-             ["significant"].mean() for _ in range(10)]  # fmt: skip
+    found = [
+        classwise_tests(*_population(rng, n_classes=100), *_population(rng, n_classes=100))[
+            "significant"
+        ].mean()
+        for _ in range(10)
+    ]
     assert np.mean(found) <= 0.08  # about the 5% false-positive rate of p <= 0.05
-    corrected = classwise_tests(*_population(rng, n_classes=100), *_population(rng, n_classes=100),
-                                correction="holm")  # fmt: skip
+    corrected = classwise_tests(
+        *_population(rng, n_classes=100), *_population(rng, n_classes=100), correction="holm"
+    )
     assert corrected["significant"].sum() <= 1
 
 

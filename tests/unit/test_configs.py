@@ -68,4 +68,3 @@ def test_model_keys_ignore_where_the_data_lives():
     a = dataset_spec(compose_train(["dataset.root=/a"]).dataset)
     b = dataset_spec(compose_train(["dataset.root=/b"]).dataset)
     assert a == b and "root" not in a
-

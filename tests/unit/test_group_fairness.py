@@ -25,9 +25,11 @@ def test_binary_values_equal_fairlearns():
     rng = np.random.default_rng(0)
     y, p, a = rng.integers(0, 2, 500), rng.integers(0, 2, 500), rng.integers(0, 4, 500)
     assert binary_dpd(y, p, sensitive_features=a) == pytest.approx(
-        demographic_parity_difference(y, p, sensitive_features=a))
+        demographic_parity_difference(y, p, sensitive_features=a)
+    )
     assert binary_eod(y, p, sensitive_features=a) == pytest.approx(
-        equalized_odds_difference(y, p, sensitive_features=a, agg="worst_case"))
+        equalized_odds_difference(y, p, sensitive_features=a, agg="worst_case")
+    )
     result = group_fairness(y, p, sensitive_features=a, num_classes=2)
     assert result.dpd_per_class is None
 
@@ -56,8 +58,12 @@ def test_multiclass_is_the_mean_of_the_per_class_one_vs_rest_values():
     result = group_fairness(y, p, sensitive_features=a, num_classes=5)
     for c in range(5):
         yc, pc = (y == c).astype(int), (p == c).astype(int)
-        assert result.dpd_per_class[c] == pytest.approx(demographic_parity_difference(yc, pc, sensitive_features=a))
-        assert result.eod_per_class[c] == pytest.approx(equalized_odds_difference(yc, pc, sensitive_features=a))
+        assert result.dpd_per_class[c] == pytest.approx(
+            demographic_parity_difference(yc, pc, sensitive_features=a)
+        )
+        assert result.eod_per_class[c] == pytest.approx(
+            equalized_odds_difference(yc, pc, sensitive_features=a)
+        )
     assert result.dpd == pytest.approx(result.dpd_per_class.mean())
     assert result.eod == pytest.approx(result.eod_per_class.mean())
 

@@ -52,7 +52,9 @@ def test_random_pairs_are_distinct_points_with_true_distances():
     embedding = rng.normal(size=(50, 3))
     pairs = Neighbourhood.random_pairs(embedding, n_pairs=500, metric="euclidean")
     assert not np.any(pairs.i == pairs.j)
-    np.testing.assert_allclose(pairs.distance, np.linalg.norm(embedding[pairs.i] - embedding[pairs.j], axis=1), rtol=1e-5)
+    np.testing.assert_allclose(
+        pairs.distance, np.linalg.norm(embedding[pairs.i] - embedding[pairs.j], axis=1), rtol=1e-5
+    )
     with pytest.raises(ValueError, match="kNN pairs"):
         consistency(np.zeros(50, int), pairs)
 

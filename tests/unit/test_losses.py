@@ -35,7 +35,9 @@ def _reference(student, teacher, targets, temperature, alpha, t_squared):
 @pytest.mark.parametrize("t_squared", [False, True])
 def test_kd_loss_equals_the_written_out_formula(temperature, t_squared):
     student, teacher, targets = _golden_inputs()
-    got = kd_loss(student, teacher, targets, temperature=temperature, alpha=0.8, t_squared=t_squared)
+    got = kd_loss(
+        student, teacher, targets, temperature=temperature, alpha=0.8, t_squared=t_squared
+    )
     want = _reference(student, teacher, targets, temperature, 0.8, t_squared)
     assert got.item() == pytest.approx(want, rel=1e-5)  # float32 vs float64
 
@@ -71,11 +73,15 @@ def test_alpha_zero_is_plain_cross_entropy():
 def test_gradient_flows_to_the_student_only():
     student = torch.randn(4, 3, requires_grad=True)
     teacher = torch.randn(4, 3, requires_grad=True)
-    kd_loss(student, teacher.detach(), torch.tensor([0, 1, 2, 0]), temperature=2.0, alpha=0.8).backward()
+    kd_loss(
+        student, teacher.detach(), torch.tensor([0, 1, 2, 0]), temperature=2.0, alpha=0.8
+    ).backward()
     assert student.grad is not None and student.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize(("temperature", "alpha"), [(0.0, 0.8), (-1.0, 0.8), (4.0, 1.5), (4.0, -0.1)])
+@pytest.mark.parametrize(
+    ("temperature", "alpha"), [(0.0, 0.8), (-1.0, 0.8), (4.0, 1.5), (4.0, -0.1)]
+)
 def test_invalid_settings_are_rejected(temperature, alpha):
     logits = torch.randn(2, 3)
     with pytest.raises(ValueError, match="temperature|alpha"):

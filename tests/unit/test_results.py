@@ -4,10 +4,22 @@ from kdfair.results import LEADING, TRAILING, append_results, read_results
 
 
 def _row(key, role="teacher", **metrics):
-    return {"experiment": "e", "dataset": "d", "role": role, "arch": "a", "teacher_arch": None,
-            "temperature": None, "alpha": None, "seed": 0, "model_key": key, "teacher_key": None,
-            "accuracy": 0.123456789012345678, **metrics, "predictions": f"models/{key}/p.npz",
-            "finished_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+    return {
+        "experiment": "e",
+        "dataset": "d",
+        "role": role,
+        "arch": "a",
+        "teacher_arch": None,
+        "temperature": None,
+        "alpha": None,
+        "seed": 0,
+        "model_key": key,
+        "teacher_key": None,
+        "accuracy": 0.123456789012345678,
+        **metrics,
+        "predictions": f"models/{key}/p.npz",
+        "finished_at": "2026-01-01T00:00:00+00:00",
+    }
 
 
 def test_columns_follow_the_contract_order(tmp_path):

@@ -24,16 +24,24 @@ def test_resolve_device_on_a_cpu_machine():
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    return load_trifeature(str(tmp_path_factory.mktemp("data")), image_size=16, n_train=96,
-                           n_test=32)  # fmt: skip
+    return load_trifeature(
+        str(tmp_path_factory.mktemp("data")), image_size=16, n_train=96, n_test=32
+    )
 
 
 def _train(data, epochs, checkpoint=None):
     torch.manual_seed(0)
     model = lenet5(10, image_size=16)
     optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)
-    history = fit(model, data, optimizer, Schedule(epochs, 32, (2,)), seed=1,
-                  device=torch.device("cpu"), checkpoint=checkpoint)  # fmt: skip
+    history = fit(
+        model,
+        data,
+        optimizer,
+        Schedule(epochs, 32, (2,)),
+        seed=1,
+        device=torch.device("cpu"),
+        checkpoint=checkpoint,
+    )
     return model, history
 
 

@@ -34,9 +34,13 @@ def test_each_output_is_a_shifted_or_flipped_copy_of_its_input():
     padded = torch.nn.functional.pad(images, (padding,) * 4)
     for i in range(len(images)):
         candidates = [
-            padded[i, :, dy : dy + 8, dx : dx + 8].flip(2) if flip else padded[i, :, dy : dy + 8, dx : dx + 8]
-            for dy in range(2 * padding + 1) for dx in range(2 * padding + 1) for flip in (False, True)
-        ]  # fmt: skip
+            padded[i, :, dy : dy + 8, dx : dx + 8].flip(2)
+            if flip
+            else padded[i, :, dy : dy + 8, dx : dx + 8]
+            for dy in range(2 * padding + 1)
+            for dx in range(2 * padding + 1)
+            for flip in (False, True)
+        ]
         assert any(torch.equal(out[i], c) for c in candidates)
 
 

@@ -6,12 +6,42 @@ from kdfair.errors import KdfairError
 
 
 def test_names_follow_the_protocol():
-    assert SHAPES == ["triangle", "square", "plus", "circle", "tee", "rhombus", "pentagon",
-                      "star", "fivesquare", "trapezoid"]  # fmt: skip
-    assert TEXTURES == ["solid", "stripes", "grid", "hexgrid", "dots", "noise", "triangles",
-                        "zigzags", "rain", "pluses"]  # fmt: skip
-    assert list(COLORS) == ["red", "green", "blue", "yellow", "pink", "cyan", "purple", "ocean",
-                            "orange", "white"]  # fmt: skip
+    assert SHAPES == [
+        "triangle",
+        "square",
+        "plus",
+        "circle",
+        "tee",
+        "rhombus",
+        "pentagon",
+        "star",
+        "fivesquare",
+        "trapezoid",
+    ]
+    assert TEXTURES == [
+        "solid",
+        "stripes",
+        "grid",
+        "hexgrid",
+        "dots",
+        "noise",
+        "triangles",
+        "zigzags",
+        "rain",
+        "pluses",
+    ]
+    assert list(COLORS) == [
+        "red",
+        "green",
+        "blue",
+        "yellow",
+        "pink",
+        "cyan",
+        "purple",
+        "ocean",
+        "orange",
+        "white",
+    ]
 
 
 def test_generation_is_deterministic_for_a_seed():

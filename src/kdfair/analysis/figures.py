@@ -30,8 +30,9 @@ def _reference_lines(ax, results: pd.DataFrame, metric: str, scale: float) -> No
         ax.axhspan(mean - std, mean + std, color=color, alpha=0.12)
 
 
-def metric_vs_temperature(sweep: Sweep, metrics: list[str], titles: list[str], path: Path,
-                          *, percent: bool = True) -> Path:  # fmt: skip
+def metric_vs_temperature(
+    sweep: Sweep, metrics: list[str], titles: list[str], path: Path, *, percent: bool = True
+) -> Path:
     """One panel per metric: DS mean +- std over seeds against T, teacher/NDS reference lines.
 
     Temperatures where some seed collapsed (accuracy near chance) are marked with a red x.
@@ -42,16 +43,32 @@ def metric_vs_temperature(sweep: Sweep, metrics: list[str], titles: list[str], p
     distilled = sweep.results[sweep.results.role == "distilled"]
     for ax, metric, title in zip(axes, metrics, titles, strict=True):
         _reference_lines(ax, sweep.results, metric, scale)
-        stats = (distilled.assign(value=distilled[metric] * scale)
-                 .groupby("temperature")["value"].agg(["mean", "std"]).fillna({"std": 0.0}))  # fmt: skip
+        stats = (
+            distilled.assign(value=distilled[metric] * scale)
+            .groupby("temperature")["value"]
+            .agg(["mean", "std"])
+            .fillna({"std": 0.0})
+        )
         ax.plot(stats.index, stats["mean"], "o-", color="tab:blue", label="DS")
-        ax.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"],
-                        color="tab:blue", alpha=0.2)  # fmt: skip
+        ax.fill_between(
+            stats.index,
+            stats["mean"] - stats["std"],
+            stats["mean"] + stats["std"],
+            color="tab:blue",
+            alpha=0.2,
+        )
         collapsed = distilled.groupby("temperature")["collapsed"].any()
         bad = collapsed[collapsed].index
         if len(bad):
-            ax.plot(bad, stats.loc[bad, "mean"], "x", color="red", markersize=10, mew=2,
-                    label="collapsed seed(s)")  # fmt: skip
+            ax.plot(
+                bad,
+                stats.loc[bad, "mean"],
+                "x",
+                color="red",
+                markersize=10,
+                mew=2,
+                label="collapsed seed(s)",
+            )
         ax.set_xlabel("temperature T")
         ax.set_ylabel(f"{title} (%)" if percent else title)
         ax.set_title(title)
@@ -64,8 +81,9 @@ def significant_classes_vs_temperature(counts: pd.DataFrame, sweep: Sweep, path:
     fig = Figure(figsize=(5.5, 3.6))
     ax = fig.subplots()
     ax.plot(counts["temperature"], counts["n_sc"], "o-", color="tab:red", label="#SC (NDS vs DS)")
-    ax.plot(counts["temperature"], counts["n_tc"], "s-", color="tab:purple",
-            label="#TC (teacher vs DS)")  # fmt: skip
+    ax.plot(
+        counts["temperature"], counts["n_tc"], "s-", color="tab:purple", label="#TC (teacher vs DS)"
+    )
     ax.set_xlabel("temperature T")
     ax.set_ylabel(f"significant classes (of {sweep.num_classes})")
     twin = ax.twinx()

@@ -36,8 +36,11 @@ class Sweep:
 
     @property
     def metric_columns(self) -> list[str]:
-        return [c for c in self.results.columns
-                if c not in LEADING + TRAILING + ["label", "collapsed"] or c == "accuracy"]  # fmt: skip
+        return [
+            c
+            for c in self.results.columns
+            if c not in LEADING + TRAILING + ["label", "collapsed"] or c == "accuracy"
+        ]
 
     @property
     def temperatures(self) -> list[float]:
@@ -73,7 +76,9 @@ def load_sweep(directory: str | Path) -> Sweep:
         raise KdfairError(f"{path} is not a readable CSV ({e}).") from e
     missing = [c for c in LEADING + TRAILING if c not in results.columns]
     if missing:
-        raise KdfairError(f"{path} lacks the columns {missing}; it was not written by kdfair train.")
+        raise KdfairError(
+            f"{path} lacks the columns {missing}; it was not written by kdfair train."
+        )
     if results.empty:
         raise KdfairError(f"{path} has no rows yet; run `kdfair train` first.")
     unknown = sorted(set(results["role"]) - set(ROLES))
@@ -87,11 +92,18 @@ def load_sweep(directory: str | Path) -> Sweep:
         )
     with np.load(directory.parent / results["predictions"].iloc[0]) as first:
         num_classes = int(first["logits"].shape[1])
-        class_names = (first["class_names"].tolist() if "class_names" in first.files
-                       else [str(c) for c in range(num_classes)])  # fmt: skip
+        class_names = (
+            first["class_names"].tolist()
+            if "class_names" in first.files
+            else [str(c) for c in range(num_classes)]
+        )
     results["collapsed"] = results["accuracy"] < collapse_threshold(num_classes)
     results["label"] = [
-        "teacher" if r.role == "teacher" else "NDS" if r.role == "student" else f"DS T={r.temperature:g}"
+        "teacher"
+        if r.role == "teacher"
+        else "NDS"
+        if r.role == "student"
+        else f"DS T={r.temperature:g}"
         for r in results.itertuples()
-    ]  # fmt: skip
+    ]
     return Sweep(directory, results, num_classes, class_names)

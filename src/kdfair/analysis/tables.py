@@ -24,8 +24,9 @@ def summary(sweep: Sweep) -> pd.DataFrame:
     table = table.reset_index()
     table["temperature"] = table["temperature"].replace(-1.0, np.nan)
     order = {"teacher": 0, "student": 1, "distilled": 2}
-    return table.sort_values(["role", "temperature"], key=lambda s: s.map(order) if s.name == "role"
-                             else s).reset_index(drop=True)  # fmt: skip
+    return table.sort_values(
+        ["role", "temperature"], key=lambda s: s.map(order) if s.name == "role" else s
+    ).reset_index(drop=True)
 
 
 def _per_class(sweep: Sweep, population: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -34,8 +35,9 @@ def _per_class(sweep: Sweep, population: pd.DataFrame) -> tuple[np.ndarray, np.n
     return per_class, population["accuracy"].to_numpy(float)
 
 
-def classwise(sweep: Sweep, *, normalisation: str = "ratio", threshold: float = 0.05,
-              correction: str = "none") -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:  # fmt: skip
+def classwise(
+    sweep: Sweep, *, normalisation: str = "ratio", threshold: float = 0.05, correction: str = "none"
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """(classwise_tests, significant_classes, notes) for every temperature of the sweep.
 
     Comparisons: student_vs_distilled (#SC) and teacher_vs_distilled (#TC). A comparison with
@@ -50,23 +52,43 @@ def classwise(sweep: Sweep, *, normalisation: str = "ratio", threshold: float = 
             population = references[reference]
             if len(population) < MIN_SEEDS or len(distilled) < MIN_SEEDS:
                 notes.append(
-                    f"T={temperature:g}: {reference} vs distilled not tested: {len(population)} and "
+                    f"T={temperature:g}: {reference} vs distilled not tested: "
+                    f"{len(population)} and "
                     f"{len(distilled)} seeds (a Welch t-test needs at least {MIN_SEEDS} per side)."
                 )
                 row[column] = np.nan
                 continue
-            result = classwise_tests(*_per_class(sweep, population), *_per_class(sweep, distilled),
-                                     normalisation=normalisation, threshold=threshold,
-                                     correction=correction)  # fmt: skip
+            result = classwise_tests(
+                *_per_class(sweep, population),
+                *_per_class(sweep, distilled),
+                normalisation=normalisation,
+                threshold=threshold,
+                correction=correction,
+            )
             result.insert(0, "comparison", f"{reference}_vs_distilled")
             result.insert(1, "temperature", temperature)
             result.insert(3, "class_name", sweep.class_names)
             tests.append(result)
             row[column] = int(result["significant"].sum())
         counts.append(row)
-    tests_frame = pd.concat(tests, ignore_index=True) if tests else pd.DataFrame(
-        columns=["comparison", "temperature", "class", "class_name", "mean_a", "mean_b", "t",
-                 "p_value", "p_adjusted", "significant"])  # fmt: skip
+    tests_frame = (
+        pd.concat(tests, ignore_index=True)
+        if tests
+        else pd.DataFrame(
+            columns=[
+                "comparison",
+                "temperature",
+                "class",
+                "class_name",
+                "mean_a",
+                "mean_b",
+                "t",
+                "p_value",
+                "p_adjusted",
+                "significant",
+            ]
+        )
+    )
     counts_frame = pd.DataFrame(counts, columns=["temperature", "n_distilled", "n_sc", "n_tc"])
     counts_frame["n_classes"] = sweep.num_classes
     return tests_frame, counts_frame, notes
@@ -86,19 +108,23 @@ def disagreements(sweep: Sweep) -> dict[str, pd.DataFrame]:
         total["student"] = total["teacher"].copy()
         found = {"teacher": False, "student": False}
         for _, ds in sweep.population("distilled", temperature).iterrows():
-            for reference, row in (("teacher", teachers.get(ds["teacher_key"])),
-                                   ("student", students.get(ds["seed"]))):  # fmt: skip
+            for reference, row in (
+                ("teacher", teachers.get(ds["teacher_key"])),
+                ("student", students.get(ds["seed"])),
+            ):
                 if row is None:
                     continue
-                total[reference] += disagreement_matrix(sweep.predictions(row).y_pred,
-                                                        sweep.predictions(ds).y_pred,
-                                                        sweep.num_classes)  # fmt: skip
+                total[reference] += disagreement_matrix(
+                    sweep.predictions(row).y_pred, sweep.predictions(ds).y_pred, sweep.num_classes
+                )
                 found[reference] = True
         for reference, matrix in total.items():
             if found[reference]:
                 out[f"{reference}_vs_distilled_T{temperature:g}"] = pd.DataFrame(
-                    matrix, index=pd.Index(names, name=f"{reference} predicts"),
-                    columns=pd.Index(names, name="distilled predicts"))  # fmt: skip
+                    matrix,
+                    index=pd.Index(names, name=f"{reference} predicts"),
+                    columns=pd.Index(names, name="distilled predicts"),
+                )
     return out
 
 

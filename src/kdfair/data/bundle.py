@@ -59,8 +59,9 @@ class DataBundle:
         """Test batches (x, y) in split order, without augmentation."""
         for start in range(0, len(self.test), batch_size):
             images = self.test.images[start : start + batch_size]
-            yield self._to_model(images, device), self.test.labels[start : start + batch_size].to(
-                device
+            yield (
+                self._to_model(images, device),
+                self.test.labels[start : start + batch_size].to(device),
             )
 
     def train_batches_in_order(

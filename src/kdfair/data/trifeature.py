@@ -28,15 +28,42 @@ from kdfair.errors import KdfairError
 
 log = logging.getLogger(__name__)
 
-SHAPES = ["triangle", "square", "plus", "circle", "tee", "rhombus", "pentagon", "star",
-          "fivesquare", "trapezoid"]  # fmt: skip
-TEXTURES = ["solid", "stripes", "grid", "hexgrid", "dots", "noise", "triangles", "zigzags", "rain",
-            "pluses"]  # fmt: skip
+SHAPES = [
+    "triangle",
+    "square",
+    "plus",
+    "circle",
+    "tee",
+    "rhombus",
+    "pentagon",
+    "star",
+    "fivesquare",
+    "trapezoid",
+]
+TEXTURES = [
+    "solid",
+    "stripes",
+    "grid",
+    "hexgrid",
+    "dots",
+    "noise",
+    "triangles",
+    "zigzags",
+    "rain",
+    "pluses",
+]
 COLORS = {
-    "red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 225), "yellow": (235, 220, 40),
-    "pink": (245, 135, 195), "cyan": (50, 215, 225), "purple": (135, 50, 185),
-    "ocean": (25, 110, 135), "orange": (245, 140, 25), "white": (250, 250, 250),
-}  # fmt: skip
+    "red": (220, 40, 40),
+    "green": (40, 170, 60),
+    "blue": (40, 70, 225),
+    "yellow": (235, 220, 40),
+    "pink": (245, 135, 195),
+    "cyan": (50, 215, 225),
+    "purple": (135, 50, 185),
+    "ocean": (25, 110, 135),
+    "orange": (245, 140, 25),
+    "white": (250, 250, 250),
+}
 BACKGROUND = 128  # grey
 TEXTURE_OFF_SHADE = 0.35  # pixels where the texture is "off" take this fraction of the colour
 FORMAT_VERSION = 1  # bump when rendering changes, so stale caches are not reused
@@ -57,26 +84,62 @@ def _star() -> np.ndarray:
 
 
 def _box(cx: float, cy: float, half: float) -> np.ndarray:
-    return np.array([[cx - half, cy - half], [cx + half, cy - half],
-                     [cx + half, cy + half], [cx - half, cy + half]])  # fmt: skip
+    return np.array(
+        [
+            [cx - half, cy - half],
+            [cx + half, cy - half],
+            [cx + half, cy + half],
+            [cx - half, cy + half],
+        ]
+    )
 
 
 _a, _b = 0.32, 0.95  # arm half-width and length of plus and tee
 SHAPE_POLYGONS: dict[str, list[np.ndarray]] = {
     "triangle": [_regular(3, 1.0, phase=-np.pi / 2) + [0, 0.2]],
     "square": [_box(0, 0, 0.78)],
-    "plus": [np.array([[-_a, -_b], [_a, -_b], [_a, -_a], [_b, -_a], [_b, _a], [_a, _a], [_a, _b],
-                       [-_a, _b], [-_a, _a], [-_b, _a], [-_b, -_a], [-_a, -_a]])],
+    "plus": [
+        np.array(
+            [
+                [-_a, -_b],
+                [_a, -_b],
+                [_a, -_a],
+                [_b, -_a],
+                [_b, _a],
+                [_a, _a],
+                [_a, _b],
+                [-_a, _b],
+                [-_a, _a],
+                [-_b, _a],
+                [-_b, -_a],
+                [-_a, -_a],
+            ]
+        )
+    ],
     "circle": [_regular(48, 0.88)],
-    "tee": [np.array([[-_b, -_b], [_b, -_b], [_b, -_b + 2 * _a], [_a, -_b + 2 * _a], [_a, _b],
-                      [-_a, _b], [-_a, -_b + 2 * _a], [-_b, -_b + 2 * _a]])],
+    "tee": [
+        np.array(
+            [
+                [-_b, -_b],
+                [_b, -_b],
+                [_b, -_b + 2 * _a],
+                [_a, -_b + 2 * _a],
+                [_a, _b],
+                [-_a, _b],
+                [-_a, -_b + 2 * _a],
+                [-_b, -_b + 2 * _a],
+            ]
+        )
+    ],
     "rhombus": [np.array([[0, -1.0], [0.62, 0], [0, 1.0], [-0.62, 0]])],
     "pentagon": [_regular(5, 0.95)],
     "star": [_star()],
-    "fivesquare": [_box(x, y, 0.27) for x, y in ((-0.63, -0.63), (0.63, -0.63), (0, 0),
-                                                   (-0.63, 0.63), (0.63, 0.63))],
+    "fivesquare": [
+        _box(x, y, 0.27)
+        for x, y in ((-0.63, -0.63), (0.63, -0.63), (0, 0), (-0.63, 0.63), (0.63, 0.63))
+    ],
     "trapezoid": [np.array([[-0.5, -0.55], [0.5, -0.55], [1.0, 0.55], [-1.0, 0.55]])],
-}  # fmt: skip
+}
 
 
 def _inside_polygon(x: np.ndarray, y: np.ndarray, poly: np.ndarray) -> np.ndarray:
@@ -104,7 +167,9 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 # Textures: on/off patterns in units of a 32 px image's pixels (period ~4 px)
 
 
-def texture_mask(texture: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def texture_mask(
+    texture: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Boolean "on" pattern of `texture` at coordinates (x, y), in 32-px-image pixels."""
     x = x + rng.uniform(0, 8)  # random phase, so the pattern is not pinned to the image grid
     y = y + rng.uniform(0, 8)
@@ -141,10 +206,17 @@ def texture_mask(texture: str, x: np.ndarray, y: np.ndarray, rng: np.random.Gene
 
 
 def render(
-    shape: int, texture: int, color: int, *, image_size: int, rng: np.random.Generator,
-    supersample: int = 4, scale: tuple[float, float] = (0.55, 0.85), max_rotation: float = 45.0,
+    shape: int,
+    texture: int,
+    color: int,
+    *,
+    image_size: int,
+    rng: np.random.Generator,
+    supersample: int = 4,
+    scale: tuple[float, float] = (0.55, 0.85),
+    max_rotation: float = 45.0,
     centred: bool = False,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """One (image_size, image_size, 3) uint8 image.
 
     `scale` bounds the shape's size as a fraction of the image side; the rotation is uniform in
@@ -200,10 +272,16 @@ def _load_or_generate(root: Path, params: dict) -> dict[str, np.ndarray]:
         log.info("Generating Trifeature (%s) into %s", params, path)
         seeds = np.random.SeedSequence(params["seed"]).spawn(2)
         arrays = {}
-        for split, seq, n in (("train", seeds[0], params["n_train"]),
-                              ("test", seeds[1], params["n_test"])):  # fmt: skip
-            data = generate(n, image_size=params["image_size"], seed=int(seq.generate_state(1)[0]),
-                            supersample=params["supersample"])  # fmt: skip
+        for split, seq, n in (
+            ("train", seeds[0], params["n_train"]),
+            ("test", seeds[1], params["n_test"]),
+        ):
+            data = generate(
+                n,
+                image_size=params["image_size"],
+                seed=int(seq.generate_state(1)[0]),
+                supersample=params["supersample"],
+            )
             arrays.update({f"{split}_{k}": v for k, v in data.items()})
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, **arrays)
@@ -212,21 +290,36 @@ def _load_or_generate(root: Path, params: dict) -> dict[str, np.ndarray]:
 
 
 def load_trifeature(
-    root: str, *, image_size: int = 32, n_train: int = 20000, n_test: int = 10000, seed: int = 0,
-    supersample: int = 4, crop_padding: int = 4, horizontal_flip: bool = True,
-) -> DataBundle:  # fmt: skip
+    root: str,
+    *,
+    image_size: int = 32,
+    n_train: int = 20000,
+    n_test: int = 10000,
+    seed: int = 0,
+    supersample: int = 4,
+    crop_padding: int = 4,
+    horizontal_flip: bool = True,
+) -> DataBundle:
     """Trifeature as a DataBundle: label = shape; protected attributes colour and texture.
 
     `root` is created if missing (the data is generated there). `seed` fixes the dataset, not the
     training run: every model of an experiment sees the same images.
     """
     if image_size < 12:
-        raise KdfairError(f"dataset.image_size={image_size} is too small; use at least 12 (32 is the default).")
+        raise KdfairError(
+            f"dataset.image_size={image_size} is too small; use at least 12 (32 is the default)."
+        )
     for name, n in (("n_train", n_train), ("n_test", n_test)):
         if n < 10:
             raise KdfairError(f"dataset.{name}={n}: Trifeature needs at least 10 images per split.")
-    params = {"image_size": image_size, "n_train": n_train, "n_test": n_test, "seed": seed,
-              "supersample": supersample, "version": FORMAT_VERSION}  # fmt: skip
+    params = {
+        "image_size": image_size,
+        "n_train": n_train,
+        "n_test": n_test,
+        "seed": seed,
+        "supersample": supersample,
+        "version": FORMAT_VERSION,
+    }
     try:
         arrays = _load_or_generate(Path(root), params)
     except OSError as e:

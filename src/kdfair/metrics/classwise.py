@@ -27,8 +27,9 @@ NORMALISATIONS = ("ratio", "diff")
 CORRECTIONS = ("none", "holm", "bh")
 
 
-def normalised_class_accuracy(per_class: np.ndarray, overall: np.ndarray,
-                              normalisation: str = "ratio") -> np.ndarray:  # fmt: skip
+def normalised_class_accuracy(
+    per_class: np.ndarray, overall: np.ndarray, normalisation: str = "ratio"
+) -> np.ndarray:
     """(M, C) per-class accuracies and (M,) overall accuracies -> (M, C) normalised values."""
     per_class, overall = np.asarray(per_class, float), np.asarray(overall, float)
     if normalisation == "ratio":
@@ -63,9 +64,15 @@ def correct(p_values: np.ndarray, correction: str) -> np.ndarray:
 
 
 def classwise_tests(
-    per_class_a: np.ndarray, overall_a: np.ndarray, per_class_b: np.ndarray, overall_b: np.ndarray,
-    *, normalisation: str = "ratio", threshold: float = 0.05, correction: str = "none",
-) -> pd.DataFrame:  # fmt: skip
+    per_class_a: np.ndarray,
+    overall_a: np.ndarray,
+    per_class_b: np.ndarray,
+    overall_b: np.ndarray,
+    *,
+    normalisation: str = "ratio",
+    threshold: float = 0.05,
+    correction: str = "none",
+) -> pd.DataFrame:
     """Welch t-test per class between populations a and b (rows = models, columns = classes).
 
     Returns one row per class: class, mean_a, mean_b (normalised accuracy), t, p_value,
@@ -97,11 +104,17 @@ def classwise_tests(
     t[differ] = np.sign(a.mean(0) - b.mean(0))[differ] * np.inf
     p[differ] = 0.0
     adjusted = correct(p, correction)
-    return pd.DataFrame({
-        "class": np.arange(a.shape[1]), "mean_a": a.mean(0), "mean_b": b.mean(0), "t": t,
-        "p_value": p, "p_adjusted": adjusted,
-        "significant": np.nan_to_num(adjusted, nan=1.0) <= threshold,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "class": np.arange(a.shape[1]),
+            "mean_a": a.mean(0),
+            "mean_b": b.mean(0),
+            "t": t,
+            "p_value": p,
+            "p_adjusted": adjusted,
+            "significant": np.nan_to_num(adjusted, nan=1.0) <= threshold,
+        }
+    )
 
 
 def disagreement_matrix(y_pred_f: np.ndarray, y_pred_g: np.ndarray, num_classes: int) -> np.ndarray:

@@ -21,8 +21,13 @@ from kdfair.predict import Predictions
 log = logging.getLogger(__name__)
 
 
-def metric_columns(predictions: Predictions, *, num_classes: int,
-                   neighbourhood: Neighbourhood | None, name: str = "model") -> dict[str, float]:  # fmt: skip
+def metric_columns(
+    predictions: Predictions,
+    *,
+    num_classes: int,
+    neighbourhood: Neighbourhood | None,
+    name: str = "model",
+) -> dict[str, float]:
     """The metric columns for one model, in contract order."""
     columns = {"accuracy": accuracy(predictions.y_true, predictions.y_pred)}
     for attr, codes in predictions.attributes.items():
@@ -30,13 +35,19 @@ def metric_columns(predictions: Predictions, *, num_classes: int,
         for metric, function in (("dpd", multiclass_dpd), ("eod", multiclass_eod)):
             try:
                 columns[f"{metric}_{attr}"], _ = function(
-                    predictions.y_true, predictions.y_pred, sensitive_features=groups,
-                    num_classes=num_classes)  # fmt: skip
+                    predictions.y_true,
+                    predictions.y_pred,
+                    sensitive_features=groups,
+                    num_classes=num_classes,
+                )
             except UndefinedMetricError as e:
                 log.warning("%s: %s w.r.t. %s left empty: %s", name, metric.upper(), attr, e)
                 columns[f"{metric}_{attr}"] = math.nan
     if neighbourhood is not None:
-        columns["individual_fairness"] = lipschitz_individual_fairness(predictions.logits, neighbourhood)
-        columns["consistency"] = (consistency(predictions.y_pred, neighbourhood)
-                                  if neighbourhood.k else math.nan)  # fmt: skip
+        columns["individual_fairness"] = lipschitz_individual_fairness(
+            predictions.logits, neighbourhood
+        )
+        columns["consistency"] = (
+            consistency(predictions.y_pred, neighbourhood) if neighbourhood.k else math.nan
+        )
     return columns

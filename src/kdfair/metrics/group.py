@@ -72,8 +72,8 @@ def _check_rates_defined(y_true: np.ndarray, groups: np.ndarray, where: str) -> 
         for label, rate in ((1, "true positive rate"), (0, "false positive rate")):
             if not np.any(in_group == label):
                 raise UndefinedMetricError(
-                    f"{where}: group {str(group)!r} has no examples with label {label}, so its {rate} "
-                    "is undefined and EOD cannot be computed. Use a larger test split."
+                    f"{where}: group {str(group)!r} has no examples with label {label}, so its "
+                    f"{rate} is undefined and EOD cannot be computed. Use a larger test split."
                 )
 
 
@@ -90,39 +90,55 @@ def binary_eod(y_true, y_pred, *, sensitive_features, where: str = "EOD") -> flo
     _check_binary(y_true, "y_true")
     _check_binary(y_pred, "y_pred")
     _check_rates_defined(y_true, groups, where)
-    return float(equalized_odds_difference(y_true, y_pred, sensitive_features=groups,
-                                           agg="worst_case"))  # fmt: skip
+    return float(
+        equalized_odds_difference(y_true, y_pred, sensitive_features=groups, agg="worst_case")
+    )
 
 
-def _one_vs_rest(metric, y_true, y_pred, groups, num_classes: int) -> tuple[float, np.ndarray | None]:
+def _one_vs_rest(
+    metric, y_true, y_pred, groups, num_classes: int
+) -> tuple[float, np.ndarray | None]:
     if num_classes == 2:
         return metric(y_true, y_pred, groups, "binary"), None
-    per_class = np.array([
-        metric((y_true == c).astype(int), (y_pred == c).astype(int), groups, f"class {c}")
-        for c in range(num_classes)
-    ])  # fmt: skip
+    per_class = np.array(
+        [
+            metric((y_true == c).astype(int), (y_pred == c).astype(int), groups, f"class {c}")
+            for c in range(num_classes)
+        ]
+    )
     return float(per_class.mean()), per_class
 
 
 def multiclass_dpd(y_true, y_pred, *, sensitive_features, num_classes: int):
     """(DPD, per-class DPD or None): direct for 2 classes, one-vs-rest averaged for more."""
     y_true, y_pred, groups = _check_inputs(y_true, y_pred, sensitive_features)
-    return _one_vs_rest(lambda t, p, g, _: binary_dpd(t, p, sensitive_features=g),
-                        y_true, y_pred, groups, num_classes)  # fmt: skip
+    return _one_vs_rest(
+        lambda t, p, g, _: binary_dpd(t, p, sensitive_features=g),
+        y_true,
+        y_pred,
+        groups,
+        num_classes,
+    )
 
 
 def multiclass_eod(y_true, y_pred, *, sensitive_features, num_classes: int):
     """(EOD, per-class EOD or None): direct for 2 classes, one-vs-rest averaged for more."""
     y_true, y_pred, groups = _check_inputs(y_true, y_pred, sensitive_features)
-    return _one_vs_rest(lambda t, p, g, where: binary_eod(t, p, sensitive_features=g,
-                                                          where=f"EOD of {where}"),
-                        y_true, y_pred, groups, num_classes)  # fmt: skip
+    return _one_vs_rest(
+        lambda t, p, g, where: binary_eod(t, p, sensitive_features=g, where=f"EOD of {where}"),
+        y_true,
+        y_pred,
+        groups,
+        num_classes,
+    )
 
 
 def group_fairness(y_true, y_pred, *, sensitive_features, num_classes: int) -> GroupFairness:
     """DPD and EOD w.r.t. one attribute: directly for 2 classes, one-vs-rest averaged for more."""
-    dpd, dpd_per_class = multiclass_dpd(y_true, y_pred, sensitive_features=sensitive_features,
-                                        num_classes=num_classes)  # fmt: skip
-    eod, eod_per_class = multiclass_eod(y_true, y_pred, sensitive_features=sensitive_features,
-                                        num_classes=num_classes)  # fmt: skip
+    dpd, dpd_per_class = multiclass_dpd(
+        y_true, y_pred, sensitive_features=sensitive_features, num_classes=num_classes
+    )
+    eod, eod_per_class = multiclass_eod(
+        y_true, y_pred, sensitive_features=sensitive_features, num_classes=num_classes
+    )
     return GroupFairness(dpd, eod, dpd_per_class, eod_per_class)

@@ -43,7 +43,9 @@ class Neighbourhood:
         """Each point paired with its k nearest other points."""
         embedding = _check_embedding(embedding, metric)
         if not 1 <= k < len(embedding):
-            raise ValueError(f"k must be in [1, {len(embedding) - 1}] for {len(embedding)} points, got {k}.")
+            raise ValueError(
+                f"k must be in [1, {len(embedding) - 1}] for {len(embedding)} points, got {k}."
+            )
         nn = NearestNeighbors(n_neighbors=k + 1, metric=metric, algorithm="brute")
         distance, index = nn.fit(embedding).kneighbors(embedding)
         # Drop each point itself; with duplicates it may not sit in column 0, so drop by identity.
@@ -53,8 +55,9 @@ class Neighbourhood:
         return cls(np.repeat(np.arange(len(embedding)), k), index[keep], distance[keep], k)
 
     @classmethod
-    def random_pairs(cls, embedding: np.ndarray, *, n_pairs: int, metric: str = "euclidean",
-                     seed: int = 0) -> Neighbourhood:  # fmt: skip
+    def random_pairs(
+        cls, embedding: np.ndarray, *, n_pairs: int, metric: str = "euclidean", seed: int = 0
+    ) -> Neighbourhood:
         """n_pairs uniformly random pairs of distinct points."""
         embedding = _check_embedding(embedding, metric)
         rng = np.random.default_rng(seed)
@@ -74,7 +77,9 @@ def _check_embedding(embedding: np.ndarray, metric: str) -> np.ndarray:
         raise ValueError(f"distance metric must be one of {METRICS}, got {metric!r}.")
     embedding = np.asarray(embedding, dtype=np.float32)
     if embedding.ndim != 2 or len(embedding) < 2:
-        raise ValueError(f"the embedding must be a 2-d array of at least 2 points, got {embedding.shape}.")
+        raise ValueError(
+            f"the embedding must be a 2-d array of at least 2 points, got {embedding.shape}."
+        )
     return embedding
 
 
