@@ -31,8 +31,14 @@ def smoke_run(tmp_path_factory, data_root):
 def test_smoke_run_writes_results_with_the_contract_columns(smoke_run):
     workdir, _ = smoke_run
     table = pd.read_csv(workdir / "outputs" / "demo" / "results.csv")
-    metrics = ["dpd_color", "eod_color", "dpd_texture", "eod_texture", "individual_fairness",
-               "consistency"]
+    metrics = [
+        "dpd_color",
+        "eod_color",
+        "dpd_texture",
+        "eod_texture",
+        "individual_fairness",
+        "consistency",
+    ]
     assert list(table.columns) == LEADING + metrics + TRAILING
     assert table["individual_fairness"].notna().all() and table["consistency"].between(0, 1).all()
     assert table["role"].tolist() == ["teacher", "student", "distilled", "distilled", "distilled"]

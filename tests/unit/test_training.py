@@ -60,3 +60,16 @@ def test_history_has_one_row_per_epoch_with_the_lr_schedule(tiny_data):
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert [h["lr"] for h in history] == pytest.approx([0.05, 0.05, 0.005])
     assert all(0.0 <= h["test_accuracy"] <= 1.0 for h in history)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_training_with_bf16_autocast(tiny_data):
+    device, amp = resolve_device("auto", "auto")
+    assert device.type == "cuda" and amp
+    torch.manual_seed(0)
+    model = lenet5(10, image_size=16)
+    optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)
+    history = fit(model, tiny_data, optimizer, Schedule(2, 32, ()), seed=0, device=device, amp=amp)
+    assert next(model.parameters()).device.type == "cuda"
+    assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
