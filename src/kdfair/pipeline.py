@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,11 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import kdfair
-from kdfair.data import DataBundle
+from kdfair.data import DataBundle, Split
 from kdfair.errors import KdfairError
 from kdfair.metrics.accuracy import accuracy, per_class_accuracy
 from kdfair.metrics.columns import metric_columns
@@ -43,7 +45,7 @@ log = logging.getLogger(__name__)
 # Dataset keys that say where or how data is read, not what it is: kept out of model keys.
 DATASET_RUNTIME_KEYS = ("root", "download", "num_workers", "on_device")
 # Dataset keys that describe the dataset to kdfair rather than configure its factory.
-DATASET_META_KEYS = ("name", "num_classes", "batch_size")
+DATASET_META_KEYS = ("name", "num_classes", "batch_size", "max_train", "max_test")
 
 
 @dataclass
@@ -101,8 +103,15 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
 
 def build_dataset(dataset_cfg: DictConfig) -> DataBundle:
+    """Instantiate the dataset config; `max_train`/`max_test` cut it to a fixed random subset
+    (a generated dataset, which has `n_train`/`n_test`, is generated that small instead)."""
     factory_cfg = {k: v for k, v in dataset_cfg.items() if k not in DATASET_META_KEYS}
-    data = instantiate(factory_cfg)
+    limits = {"n_train": dataset_cfg.get("max_train"), "n_test": dataset_cfg.get("max_test")}
+    for key, limit in limits.items():
+        if limit is not None and key in factory_cfg:
+            factory_cfg[key] = min(factory_cfg[key], limit)
+    data = _instantiate(factory_cfg, f"dataset {dataset_cfg.name}", "dataset")
+    data = data.subset(limits["n_train"], limits["n_test"])
     if data.num_classes != dataset_cfg.num_classes:
         raise KdfairError(
             f"dataset.num_classes={dataset_cfg.num_classes} but the {dataset_cfg.name} data has "
@@ -242,6 +251,11 @@ class _Job:
         if not settings.enabled:
             return None
         if settings.space == "input":
+            if not isinstance(self.data.test, Split):
+                raise KdfairError(
+                    f"eval.individual.space=input needs the {self.data.name} test images in "
+                    "memory; use eval.individual.space=teacher for streamed datasets."
+                )
             embedding = input_embedding(
                 self.data.test.images.numpy(),
                 dim=int(settings.projection_dim),
@@ -271,7 +285,25 @@ class _Job:
 def build_model(arch: DictConfig | dict) -> torch.nn.Module:
     """Instantiate a model config (its `name` key is a label, not a factory argument)."""
     arch = OmegaConf.to_container(arch, resolve=True) if isinstance(arch, DictConfig) else arch
-    return instantiate({k: v for k, v in arch.items() if k != "name"})
+    return _instantiate(
+        {k: v for k, v in arch.items() if k != "name"}, f"model {arch['name']}", "model"
+    )
+
+
+def _instantiate(node: dict, what: str, group: str):
+    """hydra's instantiate, with a key the factory does not take explained in plain words."""
+    try:
+        return instantiate(node)
+    except InstantiationException as e:
+        match = re.search(r"unexpected keyword argument '(\w+)'", str(e))
+        if match is None:
+            raise
+        raise KdfairError(
+            f"{what} has no setting {match.group(1)!r} (set in its config, an experiment or an "
+            "override). "
+            f"Remove it; a bare `kdfair train` adds the demo experiment's Trifeature settings, so "
+            f"select an experiment (+experiment=<name>) when changing {group}."
+        ) from e
 
 
 def load_model(entry: StoredModel, arch: dict) -> torch.nn.Module:

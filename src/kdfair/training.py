@@ -85,7 +85,7 @@ class TeacherLogits:
         self.teacher = distillation.teacher.to(device).eval().requires_grad_(False)
         self.device, self.amp = device, amp
         self.cache: torch.Tensor | None = None
-        if data.augmentation.is_identity:
+        if data.deterministic_train_stream:
             with torch.no_grad(), autocast(device, amp):
                 chunks = [
                     self.teacher(x).float()

@@ -102,6 +102,9 @@ def validate(cfg: DictConfig) -> None:
     if cfg.distill.teacher_seed is not None:
         _check_number("distill.teacher_seed", cfg.distill.teacher_seed, low=0, integer=True)
     _check_number("dataset.batch_size", cfg.dataset.batch_size, low=1, integer=True)
+    for key in ("max_train", "max_test"):
+        if cfg.dataset.get(key) is not None:
+            _check_number(f"dataset.{key}", cfg.dataset[key], low=1, integer=True)
     _check_number("dataset.num_classes", cfg.dataset.num_classes, low=2, integer=True)
     for role in ("teacher_optim", "student_optim"):
         optim = cfg[role]

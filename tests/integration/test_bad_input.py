@@ -33,6 +33,7 @@ def _assert_clear_failure(result, *phrases):
             ["dataset.root='/no/such/folder/anywhere'", "does not exist"],
         ),
         (["seed=-1"], ["seed=-1"]),
+        (["dataset=cifar10"], ["dataset cifar10 has no setting", "+experiment="]),
     ],
     ids=[
         "experiment",

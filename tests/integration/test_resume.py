@@ -14,7 +14,7 @@ from .cli_helpers import KDFAIR, kdfair_env, run_kdfair
 ARGS = [
     "train",
     "+debug=smoke",
-    "dataset.n_train=1000",
+    "dataset.max_train=1000",
     "teacher_optim.epochs=3",
     "student_optim.epochs=2",
     "distill.temperature=4",

@@ -1,22 +1,27 @@
 """`DataBundle`: what every dataset factory returns and everything training and metrics need.
 
-Images are held as uint8 (N, C, H, W) tensors; protected attributes as int64 group codes with the
-group names alongside, so predictions can carry them without knowing the dataset.
+Two kinds of split, one interface:
+- `Split`: images held in memory as a uint8 (N, C, H, W) tensor, augmented a batch at a time
+  (CIFAR, SVHN, Trifeature, Tiny ImageNet, CelebA at reduced resolution);
+- `FolderSplit`: image files decoded and augmented per sample by DataLoader workers (ImageNet).
+Protected attributes are int64 group codes with the group names alongside, so predictions can
+carry them without knowing the dataset. Every batch leaves as normalised float32 on the device.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 
 import torch
+from PIL import Image
 
 from kdfair.data.transforms import Augmentation, augment_batch, normalize
 
 
 @dataclass
 class Split:
-    """One split: images uint8 (N, C, H, W), labels int64 (N,), attributes name -> int64 (N,)."""
+    """In memory: images uint8 (N, C, H, W), labels int64 (N,), attributes name -> int64 (N,)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -27,17 +32,77 @@ class Split:
 
 
 @dataclass
+class FolderSplit:
+    """On disk: image paths with labels; `transform` maps a PIL image to a uint8 (C, H, W)."""
+
+    paths: list[str]
+    labels: torch.Tensor
+    transform: Callable[[Image.Image], torch.Tensor]
+    num_workers: int = 8
+    attributes: dict[str, torch.Tensor] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:  # the torch Dataset protocol
+        with Image.open(self.paths[i]) as image:
+            return self.transform(image.convert("RGB")), i
+
+    def loader(self, order: torch.Tensor, batch_size: int, seed: int):
+        """Batches of (uint8 images, indices) in `order`; worker RNGs derive from `seed`."""
+        return torch.utils.data.DataLoader(
+            self,
+            batch_size=batch_size,
+            sampler=order.tolist(),
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(seed),
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=False,
+        )
+
+
+@dataclass
 class DataBundle:
     name: str
-    train: Split
-    test: Split
+    train: Split | FolderSplit
+    test: Split | FolderSplit
     num_classes: int
     class_names: list[str]
     attribute_groups: dict[str, list[str]]  # attribute -> group names, indexed by group code
     mean: tuple[float, ...]
     std: tuple[float, ...]
-    augmentation: Augmentation = field(default_factory=Augmentation)
+    augmentation: Augmentation = field(default_factory=Augmentation)  # batch-level, tensor splits
     info: dict = field(default_factory=dict)  # dataset facts worth logging and storing
+
+    def subset(self, max_train: int | None, max_test: int | None, seed: int = 0) -> DataBundle:
+        """The same data cut to at most max_train / max_test examples (a fixed random subset,
+        kept in split order), for quick runs; None keeps a split whole."""
+        generator = torch.Generator().manual_seed(seed)
+        cut = {}
+        for name, limit in (("train", max_train), ("test", max_test)):
+            split = getattr(self, name)
+            if limit is None or limit >= len(split):
+                cut[name] = split
+                continue
+            keep = torch.randperm(len(split), generator=generator)[:limit].sort().values
+            attributes = {k: v[keep] for k, v in split.attributes.items()}
+            if isinstance(split, FolderSplit):
+                cut[name] = replace(
+                    split,
+                    paths=[split.paths[i] for i in keep.tolist()],
+                    labels=split.labels[keep],
+                    attributes=attributes,
+                )
+            else:
+                cut[name] = Split(split.images[keep], split.labels[keep], attributes)
+        info = {**self.info, "n_train": len(cut["train"]), "n_test": len(cut["test"])}
+        return replace(self, train=cut["train"], test=cut["test"], info=info)
+
+    @property
+    def deterministic_train_stream(self) -> bool:
+        """True when a training image looks the same every epoch (no augmentation at all)."""
+        return isinstance(self.train, Split) and self.augmentation.is_identity
 
     def train_batches(
         self, batch_size: int, *, seed: int, epoch: int, device: torch.device
@@ -48,6 +113,11 @@ class DataBundle:
         """
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.train), generator=generator)
+        if isinstance(self.train, FolderSplit):
+            worker_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+            for images, idx in self.train.loader(order, batch_size, worker_seed):
+                yield self._to_model(images, device), self.train.labels[idx].to(device), idx
+            return
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             images = augment_batch(self.train.images[idx], self.augmentation, generator)
@@ -57,19 +127,25 @@ class DataBundle:
         self, batch_size: int, *, device: torch.device
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Test batches (x, y) in split order, without augmentation."""
-        for start in range(0, len(self.test), batch_size):
-            images = self.test.images[start : start + batch_size]
-            yield (
-                self._to_model(images, device),
-                self.test.labels[start : start + batch_size].to(device),
-            )
+        for images, idx in self._in_order(self.test, batch_size):
+            yield self._to_model(images, device), self.test.labels[idx].to(device)
 
     def train_batches_in_order(
         self, batch_size: int, *, device: torch.device
     ) -> Iterator[torch.Tensor]:
         """Un-augmented training images in split order (for caching a frozen teacher's logits)."""
-        for start in range(0, len(self.train), batch_size):
-            yield self._to_model(self.train.images[start : start + batch_size], device)
+        for images, _ in self._in_order(self.train, batch_size):
+            yield self._to_model(images, device)
+
+    @staticmethod
+    def _in_order(split: Split | FolderSplit, batch_size: int):
+        order = torch.arange(len(split))
+        if isinstance(split, FolderSplit):
+            yield from split.loader(order, batch_size, seed=0)
+            return
+        for start in range(0, len(split), batch_size):
+            idx = order[start : start + batch_size]
+            yield split.images[idx], idx
 
     def _to_model(self, images: torch.Tensor, device: torch.device) -> torch.Tensor:
         return normalize(images.to(device, non_blocking=True), self.mean, self.std)

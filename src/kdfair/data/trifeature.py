@@ -12,17 +12,14 @@ one .npz of uint8 arrays under `<root>/trifeature/` and generated only once.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 
 from kdfair.data.bundle import DataBundle, Split
+from kdfair.data.cache import cache_path, cached_arrays
 from kdfair.data.transforms import Augmentation
 from kdfair.errors import KdfairError
 
@@ -254,39 +251,21 @@ def generate(n: int, *, image_size: int, seed: int, supersample: int = 4) -> dic
     return {"images": images, "shape": codes[0], "texture": codes[1], "color": codes[2]}
 
 
-def _cache_path(root: Path, params: dict) -> Path:
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
-    return root / "trifeature" / f"trifeature-{params['image_size']}px-{digest}.npz"
-
-
-def _load_or_generate(root: Path, params: dict) -> dict[str, np.ndarray]:
-    path = _cache_path(root, params)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        if path.exists():
-            try:
-                with np.load(path) as f:
-                    return dict(f)
-            except Exception as e:  # noqa: BLE001 - any unreadable cache is regenerated
-                log.warning("Trifeature cache %s is unreadable (%s); regenerating it", path, e)
-        log.info("Generating Trifeature (%s) into %s", params, path)
-        seeds = np.random.SeedSequence(params["seed"]).spawn(2)
-        arrays = {}
-        for split, seq, n in (
-            ("train", seeds[0], params["n_train"]),
-            ("test", seeds[1], params["n_test"]),
-        ):
-            data = generate(
-                n,
-                image_size=params["image_size"],
-                seed=int(seq.generate_state(1)[0]),
-                supersample=params["supersample"],
-            )
-            arrays.update({f"{split}_{k}": v for k, v in data.items()})
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-        return arrays
+def _generate_splits(params: dict) -> dict[str, np.ndarray]:
+    seeds = np.random.SeedSequence(params["seed"]).spawn(2)
+    arrays = {}
+    for split, seq, n in (
+        ("train", seeds[0], params["n_train"]),
+        ("test", seeds[1], params["n_test"]),
+    ):
+        data = generate(
+            n,
+            image_size=params["image_size"],
+            seed=int(seq.generate_state(1)[0]),
+            supersample=params["supersample"],
+        )
+        arrays.update({f"{split}_{k}": v for k, v in data.items()})
+    return arrays
 
 
 def load_trifeature(
@@ -320,13 +299,8 @@ def load_trifeature(
         "supersample": supersample,
         "version": FORMAT_VERSION,
     }
-    try:
-        arrays = _load_or_generate(Path(root), params)
-    except OSError as e:
-        raise KdfairError(
-            f"Cannot write the generated Trifeature data under dataset.root={root!r} ({e}). "
-            "Point dataset.root (or $KDFAIR_DATA) at a writable folder."
-        ) from e
+    path = cache_path(Path(root) / "trifeature", f"trifeature-{image_size}px", params)
+    arrays = cached_arrays(path, lambda: _generate_splits(params), what="Trifeature")
 
     def split(prefix: str) -> Split:
         images = torch.from_numpy(arrays[f"{prefix}_images"]).permute(0, 3, 1, 2).contiguous()
