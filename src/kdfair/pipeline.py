@@ -43,9 +43,19 @@ from kdfair.validate import temperatures, validate
 log = logging.getLogger(__name__)
 
 # Dataset keys that say where or how data is read, not what it is: kept out of model keys.
-DATASET_RUNTIME_KEYS = ("root", "download", "num_workers", "on_device")
+DATASET_RUNTIME_KEYS = ("root", "download", "verify_checksums", "num_workers", "on_device")
 # Dataset keys that describe the dataset to kdfair rather than configure its factory.
 DATASET_META_KEYS = ("name", "num_classes", "batch_size", "max_train", "max_test")
+# results.csv columns left out of the one-screen summary a job logs.
+SUMMARY_HIDDEN = [
+    "experiment",
+    "dataset",
+    "teacher_arch",
+    "alpha",
+    "teacher_key",
+    "predictions",
+    "finished_at",
+]
 
 
 @dataclass
@@ -82,17 +92,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     rows = [result_row(cfg, m, teacher, data.num_classes, neighbourhood) for m in models]
     results_path = Path(cfg.paths.experiment) / "results.csv"
     append_results(results_path, rows)
-    summary = pd.DataFrame(rows).drop(
-        columns=[
-            "experiment",
-            "dataset",
-            "teacher_arch",
-            "alpha",
-            "teacher_key",
-            "predictions",
-            "finished_at",
-        ]
-    )
+    summary = pd.DataFrame(rows).drop(columns=SUMMARY_HIDDEN)
     summary["status"] = ["trained" if m.trained_now else "reused" for m in models]
     log.info(
         "Results of this job (appended to %s):\n%s",

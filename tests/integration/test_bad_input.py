@@ -44,6 +44,7 @@ def _assert_clear_failure(result, *phrases):
         "alpha",
         "dataset_root",
         "seed",
+        "setting_of_another_dataset",
     ],
 )
 def test_bad_input_gives_one_clear_error_and_writes_nothing(tmp_path, overrides, phrases):

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ..fixtures.datasets import write_celeba, write_cifar, write_svhn
+from ..fixtures.datasets import (
+    write_celeba,
+    write_cifar,
+    write_imagenet,
+    write_svhn,
+    write_tinyimagenet,
+)
 from .cli_helpers import run_kdfair
 
 WRITERS = {
@@ -51,3 +57,24 @@ def test_celeba_fills_binary_group_fairness_columns(tmp_path):
     for column in ("dpd_Young", "eod_Young", "dpd_Male", "eod_Male"):
         assert table[column].between(0, 1).all(), column
     assert "CelebA balanced training set" in result.stderr
+
+
+@pytest.mark.parametrize("dataset", ["tinyimagenet", "imagenet"])
+def test_folder_datasets_train_end_to_end(tmp_path, dataset):
+    writer = write_tinyimagenet if dataset == "tinyimagenet" else write_imagenet
+    writer(tmp_path / "data")
+    extra = ["dataset.num_workers=0", "dataset.image_size=64"] if dataset == "imagenet" else []
+    result = run_kdfair(
+        tmp_path,
+        tmp_path / "data",
+        "train",
+        "+experiment=trifeature_resnet20_lenet5",
+        "+debug=smoke",
+        f"dataset={dataset}",
+        "dataset.num_classes=3",
+        "distill.temperature=4",
+        *extra,
+    )
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "outputs" / "trifeature_resnet20_lenet5" / "results.csv")
+    assert table["dataset"].tolist() == [dataset] * 3

@@ -37,8 +37,9 @@ def _class_names(wnids: list[str], words_file: Path) -> list[str]:
 
 
 def load_tinyimagenet(
-    root: str, *, crop_padding: int = 4, horizontal_flip: bool = True
+    root: str, *, image_size: int = 64, crop_padding: int = 4, horizontal_flip: bool = True
 ) -> DataBundle:
+    """Tiny ImageNet train and val splits, resized to `image_size` (native: 64)."""
     root = Path(root)
     base = root / FOLDER
     wnids_file, words_file, annotations = require_files(
@@ -82,10 +83,11 @@ def load_tinyimagenet(
             "n": len(paths),
             "first": str(paths[0].name),
             "last": str(paths[-1].name),
+            "image_size": image_size,
         }
         arrays = cached_arrays(
-            cache_path(base / "kdfair-cache", f"tinyimagenet-{name}", params),
-            lambda: {"images": decode_all(paths, 64, description=f"Tiny ImageNet {name}")},
+            cache_path(base / "kdfair-cache", f"tinyimagenet-{name}-{image_size}px", params),
+            lambda: {"images": decode_all(paths, image_size, description=f"Tiny ImageNet {name}")},
             what=f"Tiny ImageNet {name}",
         )
         return Split(torch.from_numpy(arrays["images"]), torch.tensor(labels, dtype=torch.int64))
