@@ -200,6 +200,8 @@ class _Job:
             batch_size=spec["batch_size"],
             milestones=scaled_milestones(optim.milestones, optim.epochs, optim.reference_epochs),
             gamma=float(optim.gamma),
+            kind=str(optim.schedule),
+            warmup_epochs=int(optim.warmup_epochs),
         )
         description = f"{role}[{folder.name}]"
         history = fit(

@@ -10,10 +10,12 @@ epoch's batches depend only on (seed, epoch).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -31,12 +33,29 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Schedule:
-    """Epochs, batch size and step decay: lr *= gamma at each milestone epoch."""
+    """Epochs, batch size and the learning-rate factor of each epoch (see `lr_factor`)."""
 
     epochs: int
     batch_size: int
     milestones: tuple[int, ...]
     gamma: float = 0.1
+    kind: str = "step"  # step or cosine
+    warmup_epochs: int = 0
+
+
+def lr_factor(schedule: Schedule, epoch: int) -> float:
+    """Multiplier of the base lr in `epoch` (0-based).
+
+    warm-up (epoch < W):  0.01 + 0.99 * epoch / W
+    step:                 gamma ** (number of milestones <= epoch)
+    cosine:               (1 + cos(pi * (epoch - W) / (epochs - W))) / 2
+    """
+    w = schedule.warmup_epochs
+    if epoch < w:
+        return 0.01 + 0.99 * epoch / w
+    if schedule.kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * (epoch - w) / max(1, schedule.epochs - w)))
+    return schedule.gamma ** sum(epoch >= m for m in schedule.milestones)
 
 
 @dataclass
@@ -132,9 +151,8 @@ def fit(
     """
     model.to(device)
     optimizer = make_optimizer(model.parameters())
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(
-        optimizer, milestones=list(schedule.milestones), gamma=schedule.gamma
-    )
+    # A partial (not a lambda) so the scheduler's state_dict can be saved and resumed.
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_factor, schedule))
     history: list[dict] = []
     start_epoch = 0
     if checkpoint is not None and checkpoint.exists():

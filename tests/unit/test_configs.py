@@ -22,7 +22,8 @@ def test_the_registry_is_not_empty():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_validates(experiment, tmp_path):
     cfg = compose_train([f"+experiment={experiment}", f"dataset.root={tmp_path}"])
-    assert cfg.experiment == experiment
+    text = (CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text()
+    assert cfg.experiment == experiment or "Alias of" in text
     validate(cfg)
     OmegaConf.to_container(cfg, resolve=True)  # every interpolation resolves
     assert temperatures(cfg)
@@ -48,11 +49,23 @@ def test_dataset_name_is_its_file_name(dataset):
 
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize("slot", ["teacher", "student"])
-def test_every_model_builds_in_either_slot(model, slot):
+def test_every_model_builds_and_trains_in_either_slot(model, slot):
     cfg = compose_train([f"model@{slot}={model}"])
     net = build_model(cfg[slot])
     out = net(torch.randn(2, 3, cfg.dataset.image_size, cfg.dataset.image_size))
     assert out.shape == (2, cfg.dataset.num_classes)
+    out.sum().backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_builds_teacher_and_student_for_its_dataset(experiment):
+    cfg = compose_train([f"+experiment={experiment}"])
+    size = cfg.dataset.get("image_size", 64 if cfg.dataset.name == "tinyimagenet" else 32)
+    for slot in ("teacher", "student"):
+        net = build_model(cfg[slot])
+        with torch.no_grad():
+            assert net.eval()(torch.randn(1, 3, size, size)).shape == (1, cfg.dataset.num_classes)
 
 
 def test_the_paper_schedule_is_the_default():
@@ -68,3 +81,20 @@ def test_model_keys_ignore_where_the_data_lives():
     a = dataset_spec(compose_train(["dataset.root=/a"]).dataset)
     b = dataset_spec(compose_train(["dataset.root=/b"]).dataset)
     assert a == b and "root" not in a
+
+
+@pytest.mark.parametrize(
+    ("sweep", "temperatures"),
+    [
+        ("classwise", [2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 30, 40]),
+        ("fairness", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20, 30, 40]),
+    ],
+)
+def test_the_paper_grids(sweep, temperatures):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"+sweep={sweep}"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert [float(t) for t in params["distill.temperature"].split(",")] == temperatures
+    assert params.seed == "0,1,2,3,4"

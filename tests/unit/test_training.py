@@ -5,7 +5,7 @@ import torch
 
 from kdfair.data.trifeature import load_trifeature
 from kdfair.models.lenet import lenet5
-from kdfair.training import Schedule, fit, resolve_device, scaled_milestones
+from kdfair.training import Schedule, fit, lr_factor, resolve_device, scaled_milestones
 
 
 @pytest.mark.parametrize(
@@ -73,3 +73,15 @@ def test_cuda_training_with_bf16_autocast(tiny_data):
     history = fit(model, tiny_data, optimizer, Schedule(2, 32, ()), seed=0, device=device, amp=amp)
     assert next(model.parameters()).device.type == "cuda"
     assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
+
+
+def test_lr_factors_of_the_step_cosine_and_warmup_schedules():
+    step = Schedule(100, 128, (30, 60, 90))
+    assert [lr_factor(step, e) for e in (0, 29, 30, 60, 99)] == pytest.approx(
+        [1, 1, 0.1, 0.01, 0.001]
+    )
+    cosine = Schedule(10, 128, (), kind="cosine", warmup_epochs=2)
+    factors = [lr_factor(cosine, e) for e in range(10)]
+    assert factors[0] == pytest.approx(0.01) and factors[1] == pytest.approx(0.505)
+    assert factors[2] == pytest.approx(1.0) and factors[-1] < 0.05
+    assert all(a >= b for a, b in zip(factors[2:], factors[3:], strict=False))
