@@ -201,7 +201,7 @@ class _Job:
             milestones=scaled_milestones(optim.milestones, optim.epochs, optim.reference_epochs),
             gamma=float(optim.gamma),
             kind=str(optim.schedule),
-            warmup_epochs=int(optim.warmup_epochs),
+            warmup_epochs=float(optim.warmup_epochs),
         )
         description = f"{role}[{folder.name}]"
         history = fit(

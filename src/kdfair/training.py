@@ -39,23 +39,31 @@ class Schedule:
     batch_size: int
     milestones: tuple[int, ...]
     gamma: float = 0.1
-    kind: str = "step"  # step or cosine
-    warmup_epochs: int = 0
+    kind: str = "step"  # step, cosine or linear
+    warmup_epochs: float = 0
 
 
-def lr_factor(schedule: Schedule, epoch: int) -> float:
-    """Multiplier of the base lr in `epoch` (0-based).
+def lr_factor(schedule: Schedule, epoch: float) -> float:
+    """Multiplier of the base lr at `epoch` (0-based, fractional within an epoch).
 
     warm-up (epoch < W):  0.01 + 0.99 * epoch / W
     step:                 gamma ** (number of milestones <= epoch)
     cosine:               (1 + cos(pi * (epoch - W) / (epochs - W))) / 2
+    linear:               (epochs - epoch) / (epochs - W)
     """
     w = schedule.warmup_epochs
     if epoch < w:
         return 0.01 + 0.99 * epoch / w
+    progress = (epoch - w) / max(1e-9, schedule.epochs - w)
     if schedule.kind == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * (epoch - w) / max(1, schedule.epochs - w)))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+    if schedule.kind == "linear":
+        return max(0.0, 1.0 - progress)
     return schedule.gamma ** sum(epoch >= m for m in schedule.milestones)
+
+
+def _per_step(schedule: Schedule, steps_per_epoch: int, step: int) -> float:
+    return lr_factor(schedule, step / steps_per_epoch)
 
 
 @dataclass
@@ -151,8 +159,12 @@ def fit(
     """
     model.to(device)
     optimizer = make_optimizer(model.parameters())
-    # A partial (not a lambda) so the scheduler's state_dict can be saved and resumed.
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(lr_factor, schedule))
+    # Stepped every batch, so warm-up and decay are smooth even over 3 epochs. A partial (not a
+    # lambda) so the scheduler's state_dict can be saved and resumed.
+    steps_per_epoch = -(-len(data.train) // schedule.batch_size)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, partial(_per_step, schedule, steps_per_epoch)
+    )
     history: list[dict] = []
     start_epoch = 0
     if checkpoint is not None and checkpoint.exists():
@@ -182,13 +194,13 @@ def fit(
 
     for epoch in range(start_epoch, schedule.epochs):
         model.train()
+        lr = optimizer.param_groups[0]["lr"]  # at the start of the epoch
         started = time.perf_counter()
         loss_sum, correct, seen = 0.0, 0, 0
         batches = data.train_batches(schedule.batch_size, seed=seed, epoch=epoch, device=device)
-        total = -(-len(data.train) // schedule.batch_size)
         bar = tqdm(
             batches,
-            total=total,
+            total=steps_per_epoch,
             desc=f"{description} {epoch + 1}/{schedule.epochs}",
             leave=False,
             disable=None,
@@ -217,12 +229,11 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            scheduler.step()
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
         row = {
             "epoch": epoch + 1,
             "lr": lr,

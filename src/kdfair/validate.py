@@ -110,8 +110,8 @@ def validate(cfg: DictConfig) -> None:
         optim = cfg[role]
         _check_number(f"{role}.epochs", optim.epochs, low=1, integer=True)
         _check_number(f"{role}.optimizer.lr", optim.optimizer.lr, low=0.0, low_inclusive=False)
-        _check_choice(f"{role}.schedule", optim.schedule, ("step", "cosine"))
-        _check_number(f"{role}.warmup_epochs", optim.warmup_epochs, low=0, integer=True)
+        _check_choice(f"{role}.schedule", optim.schedule, ("step", "cosine", "linear"))
+        _check_number(f"{role}.warmup_epochs", optim.warmup_epochs, low=0)
     _check_individual(cfg.eval.individual)
     _check_dataset_root(str(cfg.dataset.root))
     _check_device(str(cfg.device))

@@ -8,9 +8,14 @@ from kdfair.pipeline import build_model, dataset_spec
 from kdfair.validate import temperatures, validate
 
 from ..conftest import CONFIG_DIR, compose_train
+from ..fixtures.text import write_tiny_models
 
 EXPERIMENTS = sorted(p.stem for p in (CONFIG_DIR / "experiment").glob("*.yaml"))
 MODELS = sorted(p.stem for p in (CONFIG_DIR / "model").glob("*.yaml"))
+TEXT_MODELS = sorted(
+    m for m in MODELS if "models.text" in (CONFIG_DIR / "model" / f"{m}.yaml").read_text()
+)
+IMAGE_MODELS = [m for m in MODELS if m not in TEXT_MODELS]
 DATASETS = sorted(p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml"))
 
 
@@ -47,7 +52,30 @@ def test_dataset_name_is_its_file_name(dataset):
     assert OmegaConf.load(CONFIG_DIR / "dataset" / f"{dataset}.yaml").name == dataset
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.fixture(scope="module")
+def tiny_text_models(tmp_path_factory):
+    return write_tiny_models(tmp_path_factory.mktemp("text-models"))
+
+
+def _text_overrides(cfg_or_models, tiny) -> list[str]:
+    """Point the hub-named text models at the tiny fixture models (nothing is downloaded)."""
+    sources = {"bert_base": tiny["bert"], "distilbert": tiny["distilbert"]}
+    return [f"{slot}.source={sources[name]}" for slot, name in cfg_or_models if name in sources]
+
+
+@pytest.mark.parametrize("model", TEXT_MODELS)
+@pytest.mark.parametrize("slot", ["teacher", "student"])
+def test_every_text_model_builds_and_trains_in_either_slot(model, slot, tiny_text_models):
+    overrides = [f"model@{slot}={model}", *_text_overrides([(slot, model)], tiny_text_models)]
+    net = build_model(compose_train(overrides)[slot])
+    tokens = torch.stack([torch.randint(5, 20, (2, 12)), torch.ones(2, 12, dtype=torch.long)], 1)
+    out = net(tokens)
+    assert out.shape == (2, 10)
+    out.sum().backward()
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("model", IMAGE_MODELS)
 @pytest.mark.parametrize("slot", ["teacher", "student"])
 def test_every_model_builds_and_trains_in_either_slot(model, slot):
     cfg = compose_train([f"model@{slot}={model}"])
@@ -59,13 +87,21 @@ def test_every_model_builds_and_trains_in_either_slot(model, slot):
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_builds_teacher_and_student_for_its_dataset(experiment):
+def test_every_experiment_builds_teacher_and_student_for_its_dataset(experiment, tiny_text_models):
     cfg = compose_train([f"+experiment={experiment}"])
-    size = cfg.dataset.get("image_size", 64 if cfg.dataset.name == "tinyimagenet" else 32)
+    if "tokenizer" in cfg.dataset:
+        slots = [(slot, cfg[slot].name) for slot in ("teacher", "student")]
+        cfg = compose_train(
+            [f"+experiment={experiment}", *_text_overrides(slots, tiny_text_models)]
+        )
+        x = torch.stack([torch.randint(5, 20, (1, 12)), torch.ones(1, 12, dtype=torch.long)], 1)
+    else:
+        size = cfg.dataset.get("image_size", 64 if cfg.dataset.name == "tinyimagenet" else 32)
+        x = torch.randn(1, 3, size, size)
     for slot in ("teacher", "student"):
         net = build_model(cfg[slot])
         with torch.no_grad():
-            assert net.eval()(torch.randn(1, 3, size, size)).shape == (1, cfg.dataset.num_classes)
+            assert net.eval()(x).shape == (1, cfg.dataset.num_classes)
 
 
 def test_the_paper_schedule_is_the_default():

@@ -21,7 +21,8 @@ from kdfair.data.transforms import Augmentation, augment_batch, normalize
 
 @dataclass
 class Split:
-    """In memory: images uint8 (N, C, H, W), labels int64 (N,), attributes name -> int64 (N,)."""
+    """In memory: images uint8 (N, C, H, W) (for text: int64 (N, 2, L) token ids and attention
+    masks), labels int64 (N,), attributes name -> int64 (N,)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -74,6 +75,9 @@ class DataBundle:
     std: tuple[float, ...]
     augmentation: Augmentation = field(default_factory=Augmentation)  # batch-level, tensor splits
     info: dict = field(default_factory=dict)  # dataset facts worth logging and storing
+    # "image": uint8 images, normalised on the way to the model; "text": int64 (N, 2, L) token ids
+    # and attention masks in `images`, passed to the model as they are.
+    modality: str = "image"
 
     def subset(self, max_train: int | None, max_test: int | None, seed: int = 0) -> DataBundle:
         """The same data cut to at most max_train / max_test examples (a fixed random subset,
@@ -148,4 +152,6 @@ class DataBundle:
             yield split.images[idx], idx
 
     def _to_model(self, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+        if self.modality == "text":
+            return images.to(device, non_blocking=True)
         return normalize(images.to(device, non_blocking=True), self.mean, self.std)

@@ -29,6 +29,8 @@ def augment_batch(
     images: torch.Tensor, augmentation: Augmentation, generator: torch.Generator
 ) -> torch.Tensor:
     """Randomly crop and flip a (B, C, H, W) uint8 batch; returns a new tensor of the same shape."""
+    if augmentation.is_identity:
+        return images
     b, _, h, w = images.shape
     p = augmentation.crop_padding
     if p > 0:

@@ -1,0 +1,57 @@
+"""The text experiments through the same CLI, store, results.csv and analyze as the images."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ..conftest import REPO
+from ..fixtures.text import write_hatexplain, write_tiny_models, write_tokenizer
+from .cli_helpers import run_kdfair
+
+SHARED_REDDITBIAS = REPO.parent / "shared" / "data" / "redditbias"
+
+
+def test_hatexplain_bert_distilbert_end_to_end(tmp_path):
+    write_hatexplain(tmp_path / "data", n=90)
+    models = write_tiny_models(tmp_path / "models")
+    tokenizer = write_tokenizer(tmp_path / "tokenizer")
+    common = [
+        "+experiment=hatexplain_bert_distilbert",
+        "+debug=smoke",
+        f"teacher.source={models['bert']}",
+        f"student.source={models['distilbert']}",
+        f"dataset.tokenizer={tokenizer}",
+        "dataset.max_length=16",
+    ]
+    result = run_kdfair(
+        tmp_path, tmp_path / "data", "train", "-m", *common, "distill.temperature=1,4", "seed=0,1"
+    )
+    assert result.returncode == 0, result.stderr
+    experiment = tmp_path / "outputs" / "hatexplain_bert_distilbert"
+    table = pd.read_csv(experiment / "results.csv")
+    assert len(table) == 8  # 2 teachers, 2 NDS, 4 DS
+    for column in ("dpd_gender", "eod_gender", "dpd_race", "dpd_race", "individual_fairness"):
+        assert column in table.columns
+    assert table["dpd_gender"].between(0, 1).all()
+    analysis = run_kdfair(tmp_path, tmp_path / "data", "analyze", str(experiment))
+    assert analysis.returncode == 0, analysis.stderr
+    assert "DPD (gender)" in analysis.stdout and "DPD (race)" in analysis.stdout
+
+
+@pytest.mark.skipif(not SHARED_REDDITBIAS.is_dir(), reason="shared RedditBias data not present")
+def test_redditbias_minilm_runs_on_the_real_comments(tmp_path):
+    result = run_kdfair(
+        tmp_path,
+        tmp_path,
+        "train",
+        "+experiment=redditbias_minilm",
+        "+debug=smoke",
+        f"dataset.root={SHARED_REDDITBIAS}",
+        "dataset.max_length=32",
+        "distill.temperature=2",
+    )
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "outputs" / "redditbias_minilm" / "results.csv")
+    assert table["arch"].tolist() == ["minilm", "minilm_l2", "minilm_l2"]
+    assert {"dpd_group", "eod_group"} <= set(table.columns)
