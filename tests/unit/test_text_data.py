@@ -15,7 +15,12 @@ from kdfair.errors import KdfairError
 from kdfair.models.text import text_model
 
 from ..conftest import REPO
-from ..fixtures.text import write_hatexplain, write_tiny_models, write_tokenizer
+from ..fixtures.text import (
+    write_hatexplain,
+    write_hatexplain_hf,
+    write_tiny_models,
+    write_tokenizer,
+)
 
 SHARED_REDDITBIAS = REPO.parent / "shared" / "data" / "redditbias"
 
@@ -151,3 +156,15 @@ def test_minilm_ships_with_its_package():
     model = text_model(2, "minilm", num_layers=2)
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(15.6e6, rel=0.01)
     assert np.isfinite(model(torch.ones(1, 2, 8, dtype=torch.long)).detach().numpy()).all()
+
+
+def test_a_hugging_face_copy_gives_the_same_data_as_the_original_release(tmp_path, tokenizer):
+    write_hatexplain_hf(tmp_path)
+    common = {"tokenizer": tokenizer, "max_length": 16}
+    original = load_hatexplain(str(tmp_path / "original"), cache_dir=str(tmp_path / "c1"), **common)
+    copy = load_hatexplain(str(tmp_path), cache_dir=str(tmp_path / "c2"), **common)
+    for split in ("train", "test"):
+        a, b = getattr(original, split), getattr(copy, split)
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+        for attribute in ("gender", "race"):
+            assert torch.equal(a.attributes[attribute], b.attributes[attribute])

@@ -2,10 +2,13 @@
 
 Original release layout: <root>/hatexplain/dataset.json (post id -> annotators with label and
 target communities, post_tokens) and <root>/hatexplain/post_id_divisions.json (official train /
-val / test ids). As in the original benchmark, a post's label is the majority of its three
-annotators' labels (hatespeech, offensive, normal); posts without a majority ("undecided") are
-dropped; then hatespeech and offensive are merged into toxic (1) against normal (0). The
-validation split is not used; test is the official test split.
+val / test ids); or a Hugging Face `datasets` copy in <root>/hatexplain_hf/ (`load_dataset(
+"hatexplain").save_to_disk(...)`), whose splits are the same official ones.
+
+As in the original benchmark, a post's label is the majority of its three annotators' labels
+(hatespeech, offensive, normal); posts without a majority ("undecided") are dropped; then
+hatespeech and offensive are merged into toxic (1) against normal (0). The validation split is
+not used; test is the official test split.
 
 Protected attributes: a community counts as a post's target when a majority (2 of 3) of its
 annotators named it. Each attribute maps communities to groups (kept in the dataset config);
@@ -30,6 +33,9 @@ from kdfair.errors import KdfairError
 log = logging.getLogger(__name__)
 
 FOLDER = "hatexplain"
+HF_FOLDER = "hatexplain_hf"
+LAYOUT = """  <root>/hatexplain/dataset.json and <root>/hatexplain/post_id_divisions.json
+  (or a Hugging Face datasets copy: <root>/hatexplain_hf/, saved with save_to_disk)"""
 TOXIC = {"hatespeech": 1, "offensive": 1, "normal": 0}
 HOW_TO_GET = (
     "Download Data/dataset.json and Data/post_id_divisions.json from the HateXplain "
@@ -63,13 +69,13 @@ def post_groups(annotators: list[dict], mapping: dict[str, str]) -> str:
     return "none"
 
 
-def read_hatexplain(root: Path, attributes: dict[str, dict[str, str]]) -> tuple[dict, dict]:
-    """{split: (texts, labels, {attribute: group names})} for train and test, and drop counts."""
+def _posts_original(root: Path) -> dict[str, list[tuple[str, list[dict], list[str]]]]:
+    """{split: [(post id, annotators, tokens)]} from dataset.json and post_id_divisions.json."""
     dataset_file, divisions_file = require_files(
         "HateXplain",
         root,
         [f"{FOLDER}/dataset.json", f"{FOLDER}/post_id_divisions.json"],
-        layout=f"  {root}/{FOLDER}/dataset.json\n  {root}/{FOLDER}/post_id_divisions.json",
+        layout=LAYOUT.replace("<root>", str(root)),
         how_to_get=HOW_TO_GET,
     )
     try:
@@ -81,35 +87,83 @@ def read_hatexplain(root: Path, attributes: dict[str, dict[str, str]]) -> tuple[
         splits = {"train": divisions["train"], "test": divisions["test"]}
     except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as e:
         raise corrupt("HateXplain", divisions_file, e, HOW_TO_GET) from e
-    out, dropped = {}, {"undecided": 0, "missing": 0}
+    out = {}
     for split, ids in splits.items():
-        texts, labels, groups = [], [], {a: [] for a in attributes}
+        rows = []
         for post_id in ids:
             post = posts.get(post_id)
-            if post is None:
-                dropped["missing"] += 1
-                continue
             try:
-                label = majority([a["label"] for a in post["annotators"]])
-                tokens = post["post_tokens"]
+                rows.append(
+                    (post_id, post["annotators"], post["post_tokens"])
+                    if post
+                    else (post_id, None, None)
+                )
             except (KeyError, TypeError) as e:
                 raise corrupt(
                     "HateXplain", dataset_file, KeyError(f"post {post_id}: {e}"), HOW_TO_GET
                 ) from e
+        out[split] = rows
+    return out
+
+
+def _posts_hf(path: Path) -> dict[str, list[tuple[str, list[dict], list[str]]]]:
+    """The same from a Hugging Face `datasets` copy saved with save_to_disk (train/test splits;
+    annotator labels as class indices)."""
+    try:
+        from datasets import load_from_disk
+    except ImportError as e:
+        raise KdfairError(
+            "Reading a Hugging Face copy needs the datasets package: pip install datasets"
+        ) from e
+    try:
+        copy = load_from_disk(str(path))
+        votes = copy["train"].features["annotators"]  # a dict of lists, or a list of dicts
+        label = votes["label"] if isinstance(votes, dict) else votes.feature["label"]
+        names = getattr(label, "feature", label).names
+    except Exception as e:  # noqa: BLE001 - arrow, json and key errors all mean a broken copy
+        raise corrupt("HateXplain", path, e, HOW_TO_GET) from e
+    out = {}
+    for split in ("train", "test"):
+        rows = []
+        for row in copy[split]:
+            votes = row["annotators"]
+            annotators = [
+                {"label": names[label], "target": target}
+                for label, target in zip(votes["label"], votes["target"], strict=True)
+            ]
+            rows.append((row["id"], annotators, row["post_tokens"]))
+        out[split] = rows
+    return out
+
+
+def read_hatexplain(root: Path, attributes: dict[str, dict[str, str]]) -> tuple[dict, dict]:
+    """{split: (texts, labels, {attribute: group names})} for train and test, and drop counts.
+
+    Reads <root>/hatexplain/ (the original release) or, when it exists, <root>/hatexplain_hf/
+    (a Hugging Face `datasets` copy saved with save_to_disk).
+    """
+    hf_copy = root / HF_FOLDER
+    posts = _posts_hf(hf_copy) if hf_copy.is_dir() else _posts_original(root)
+    out, dropped = {}, {"undecided": 0, "missing": 0}
+    for split, rows in posts.items():
+        texts, labels, groups = [], [], {a: [] for a in attributes}
+        for post_id, annotators, tokens in rows:
+            if annotators is None:
+                dropped["missing"] += 1
+                continue
+            label = majority([a["label"] for a in annotators])
             if label is None:
                 dropped["undecided"] += 1
                 continue
             if label not in TOXIC:
-                raise corrupt(
-                    "HateXplain",
-                    dataset_file,
-                    ValueError(f"post {post_id} has label {label!r}"),
-                    HOW_TO_GET,
+                raise KdfairError(
+                    f"HateXplain post {post_id} has the unknown label {label!r}; "
+                    f"expected one of {sorted(TOXIC)}."
                 )
             texts.append(" ".join(tokens))
             labels.append(TOXIC[label])
             for attribute, mapping in attributes.items():
-                groups[attribute].append(post_groups(post["annotators"], mapping))
+                groups[attribute].append(post_groups(annotators, mapping))
         out[split] = (texts, np.asarray(labels), groups)
     log.info(
         "HateXplain: %d train / %d test posts; dropped: %s",
