@@ -1,0 +1,44 @@
+"""Hydra launchers: parallel local jobs share one teacher through the model store's lock."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .cli_helpers import run_kdfair
+
+
+def test_two_parallel_jobs_train_their_shared_teacher_once(tmp_path):
+    result = run_kdfair(
+        tmp_path,
+        tmp_path / "data",
+        "train",
+        "-m",
+        "hydra/launcher=parallel",
+        "hydra.launcher.n_jobs=2",
+        "+debug=smoke",
+        "distill.temperature=1,4",
+        "seed=0",
+    )
+    assert result.returncode == 0, result.stderr
+    logs = "".join(
+        p.read_text() for p in (tmp_path / "outputs" / "demo" / "multirun").rglob("*.log")
+    )
+    assert logs.count("teacher resnet20 seed=0: training into") == 1
+    assert logs.count("teacher resnet20 seed=0: reusing") == 1
+    table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv")
+    assert len(table) == 4 and table["model_key"].is_unique  # whole: one row per model
+    assert sorted(table["role"]) == ["distilled", "distilled", "student", "teacher"]
+
+
+def test_the_slurm_preset_composes():
+    from hydra import compose, initialize_config_dir
+
+    from ..conftest import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(
+            config_name="train", overrides=["hydra/launcher=slurm"], return_hydra_config=True
+        )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.gpus_per_node == 1 and launcher.timeout_min == 720
