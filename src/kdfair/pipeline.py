@@ -37,7 +37,14 @@ from kdfair.metrics.individual import Neighbourhood, input_embedding
 from kdfair.predict import Predictions, predict
 from kdfair.results import append_results
 from kdfair.store import ModelStore, StoredModel, model_key, torch_save, write_json, write_text
-from kdfair.training import Distillation, Schedule, fit, resolve_device, scaled_milestones
+from kdfair.training import (
+    Distillation,
+    Run,
+    Schedule,
+    fit_many,
+    resolve_device,
+    scaled_milestones,
+)
 from kdfair.validate import temperatures, validate
 
 log = logging.getLogger(__name__)
@@ -80,12 +87,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     teacher_seed = cfg.seed if cfg.distill.teacher_seed is None else cfg.distill.teacher_seed
     teacher = job.get_or_train("teacher", cfg.teacher, cfg.teacher_optim, teacher_seed)
     student = job.get_or_train("student", cfg.student, cfg.student_optim, cfg.seed)
-    distilled = [
-        job.get_or_train(
-            "distilled", cfg.student, cfg.student_optim, cfg.seed, teacher=teacher, temperature=t
-        )
-        for t in temperatures(cfg)
-    ]
+    distilled = job.get_or_train_distilled(teacher, temperatures(cfg))
 
     models = [teacher, student, *distilled]
     neighbourhood = job.neighbourhood(teacher)
@@ -168,57 +170,97 @@ class _Job:
         temperature: float | None = None,
     ) -> TrainedModel:
         spec = self.spec(role, arch, optim, seed, teacher, temperature)
-        description = f"{role} {arch.name} seed={seed}" + (f" T={temperature:g}" if teacher else "")
         entry, trained = self.store.get_or_train(
             model_key(spec),
-            lambda folder: self.train_into(folder, role, spec, arch, optim, teacher),
-            description=description,
+            lambda folder: self.train_into([(folder, spec)], role, arch, optim, teacher),
+            description=_describe(role, arch.name, seed, temperature),
         )
         return TrainedModel(role, entry, spec, trained)
 
+    def get_or_train_distilled(
+        self, teacher: TrainedModel, temps: list[float]
+    ) -> list[TrainedModel]:
+        """One distilled student per temperature. With distill.fused, the missing ones train
+        together: one data stream and one teacher forward pass per batch for all of them."""
+        arch, optim, seed = self.cfg.student, self.cfg.student_optim, self.cfg.seed
+        specs = [self.spec("distilled", arch, optim, seed, teacher, t) for t in temps]
+        keys = [model_key(spec) for spec in specs]
+        trained_now = set()
+        if self.cfg.distill.fused and sum(self.store.find(k) is None for k in keys) > 1:
+            missing = [k for k in keys if self.store.find(k) is None]
+            with self.store.locks(missing):
+                todo = [
+                    (self.store.folder(k), spec)
+                    for k, spec in zip(keys, specs, strict=True)
+                    if k in missing and self.store.find(k) is None
+                ]
+                if todo:
+                    log.info(
+                        "distilled %s seed=%d T=%s: training %d students fused into %s",
+                        arch.name,
+                        seed,
+                        ",".join(f"{s['distill']['temperature']:g}" for _, s in todo),
+                        len(todo),
+                        ", ".join(str(f) for f, _ in todo),
+                    )
+                    self.train_into(todo, "distilled", arch, optim, teacher)
+                    trained_now = {folder.name for folder, _ in todo}  # folder name = key
+        return [
+            TrainedModel("distilled", self.store.find(key), spec, True)
+            if key in trained_now
+            else self.get_or_train("distilled", arch, optim, seed, teacher=teacher, temperature=t)
+            for t, spec, key in zip(temps, specs, keys, strict=True)
+        ]
+
     def train_into(
         self,
-        folder: Path,
+        items: list[tuple[Path, dict]],
         role: str,
-        spec: dict,
         arch: DictConfig,
         optim: DictConfig,
         teacher: TrainedModel | None,
     ) -> None:
-        """Train one model and write its whole store folder, metrics.json last."""
+        """Train the models of `items` (folder, spec) together and write each store folder,
+        metrics.json last."""
         started = time.perf_counter()
-        torch.manual_seed(spec["seed"])  # the model's initial weights
-        model = build_model(arch)
-        distillation = None
-        if teacher is not None:
-            distillation = Distillation(
-                load_model(teacher.entry, teacher.spec["arch"]),
-                **{k: v for k, v in spec["distill"].items() if k != "teacher_key"},
+        teacher_model = load_model(teacher.entry, teacher.spec["arch"]) if teacher else None
+        runs = []
+        for folder, spec in items:
+            torch.manual_seed(spec["seed"])  # the model's initial weights, as if trained alone
+            settings = {k: v for k, v in spec.get("distill", {}).items() if k != "teacher_key"}
+            runs.append(
+                Run(
+                    build_model(arch),
+                    Distillation(teacher_model, **settings) if teacher else None,
+                    folder / "train.ckpt",
+                    f"{role}[{folder.name}]",
+                )
             )
         schedule = Schedule(
             epochs=int(optim.epochs),
-            batch_size=spec["batch_size"],
+            batch_size=items[0][1]["batch_size"],
             milestones=scaled_milestones(optim.milestones, optim.epochs, optim.reference_epochs),
             gamma=float(optim.gamma),
             kind=str(optim.schedule),
             warmup_epochs=float(optim.warmup_epochs),
         )
-        description = f"{role}[{folder.name}]"
-        history = fit(
-            model,
+        fit_many(
+            runs,
             self.data,
             instantiate(optim.optimizer),
             schedule,
-            seed=spec["seed"],
+            seed=items[0][1]["seed"],
             device=self.device,
             amp=self.amp,
-            distillation=distillation,
-            checkpoint=folder / "train.ckpt",
-            description=description,
             eval_every_epoch=bool(self.cfg.eval.every_epoch),
         )
+        for (folder, spec), run in zip(items, runs, strict=True):
+            self.write_entry(folder, spec, role, run, time.perf_counter() - started)
+            (folder / "train.ckpt").unlink(missing_ok=True)  # complete: no resume state needed
+
+    def write_entry(self, folder: Path, spec: dict, role: str, run: Run, seconds: float) -> None:
         predictions = predict(
-            model,
+            run.model,
             self.data,
             device=self.device,
             amp=self.amp,
@@ -233,14 +275,14 @@ class _Job:
             ).tolist(),
             "class_names": self.data.class_names,
             "dataset_info": self.data.info,
-            "train_seconds": time.perf_counter() - started,
+            "train_seconds": seconds,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         torch_save(
-            {"state_dict": model.state_dict(), "spec": spec, "role": role, "metrics": metrics},
+            {"state_dict": run.model.state_dict(), "spec": spec, "role": role, "metrics": metrics},
             folder / "model.pt",
         )
-        pd.DataFrame(history).to_csv(folder / "history.csv", index=False)
+        pd.DataFrame(run.history).to_csv(folder / "history.csv", index=False)
         write_text(
             folder / "config.yaml",
             OmegaConf.to_yaml({"spec": spec, "key": folder.name, "environment": environment()}),
@@ -282,6 +324,10 @@ class _Job:
             metric=settings.metric,
             seed=int(settings.seed),
         )
+
+
+def _describe(role: str, arch: str, seed: int, temperature: float | None) -> str:
+    return f"{role} {arch} seed={seed}" + (f" T={temperature:g}" if temperature is not None else "")
 
 
 def build_model(arch: DictConfig | dict) -> torch.nn.Module:

@@ -19,7 +19,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +113,15 @@ class ModelStore:
             ) from e
         return StoredModel(key, folder, metrics)
 
+    @contextmanager
+    def locks(self, keys: list[str]):
+        """Hold the training locks of `keys` (taken in sorted order, so jobs never deadlock)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with ExitStack() as stack:
+            for key in sorted(set(keys)):
+                stack.enter_context(FileLock(str(self.root / f"{key}.lock")))
+            yield
+
     def get_or_train(
         self, key: str, train: Callable[[Path], None], *, description: str
     ) -> tuple[StoredModel, bool]:
@@ -125,8 +134,7 @@ class ModelStore:
         if entry is not None:
             log.info("%s: reusing %s", description, entry.folder)
             return entry, False
-        self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.root / f"{key}.lock")):
+        with self.locks([key]):
             entry = self.find(key)  # another job may have finished it while we waited
             if entry is not None:
                 log.info("%s: reusing %s (trained by another job)", description, entry.folder)

@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -139,6 +139,20 @@ def evaluate_accuracy(
     return correct / len(data.test)
 
 
+@dataclass
+class Run:
+    """One model trained by `fit_many`, with its optimiser state and history."""
+
+    model: nn.Module
+    distillation: Distillation | None = None
+    checkpoint: Path | None = None
+    description: str = "train"
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    history: list[dict] = field(default_factory=list)
+    start_epoch: int = 0
+
+
 def fit(
     model: nn.Module,
     data: DataBundle,
@@ -157,116 +171,180 @@ def fit(
 
     Loss: CE(model(x), y), or kd_loss(model(x), teacher(x), y, T, alpha) with `distillation`.
     """
-    model.to(device)
-    optimizer = make_optimizer(model.parameters())
+    run = Run(model, distillation, checkpoint, description)
+    fit_many(
+        [run],
+        data,
+        make_optimizer,
+        schedule,
+        seed=seed,
+        device=device,
+        amp=amp,
+        eval_every_epoch=eval_every_epoch,
+    )
+    return run.history
+
+
+def fit_many(
+    runs: list[Run],
+    data: DataBundle,
+    make_optimizer: Callable[..., torch.optim.Optimizer],
+    schedule: Schedule,
+    *,
+    seed: int,
+    device: torch.device,
+    amp: bool = False,
+    eval_every_epoch: bool = True,
+) -> None:
+    """Train several models on one data stream: each batch is drawn and augmented once and, for
+    distilled students of one teacher, the teacher's forward pass is computed once and shared.
+
+    Every model sees exactly the batches it would see trained alone (they depend only on seed and
+    epoch) and keeps its own optimiser, schedule, history and checkpoint, so a model fused with
+    others ends with the weights it would have alone (for models without dropout; dropout draws
+    from the global random stream, which fused models share). Each run resumes from its own
+    checkpoint; a run that is ahead sits out the epochs it has done.
+    """
+    teachers = {id(r.distillation.teacher) for r in runs if r.distillation}
+    if len(teachers) > 1 or (teachers and any(r.distillation is None for r in runs)):
+        raise ValueError("fused runs must all distil from one teacher, or all use plain CE")
     # Stepped every batch, so warm-up and decay are smooth even over 3 epochs. A partial (not a
     # lambda) so the scheduler's state_dict can be saved and resumed.
     steps_per_epoch = -(-len(data.train) // schedule.batch_size)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, partial(_per_step, schedule, steps_per_epoch)
-    )
-    history: list[dict] = []
-    start_epoch = 0
-    if checkpoint is not None and checkpoint.exists():
-        try:
-            state = torch.load(checkpoint, map_location=device, weights_only=True)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-        except Exception as e:
-            raise KdfairError(
-                f"The resume checkpoint {checkpoint} cannot be loaded ({e}). Delete it to restart "
-                "this model's training from epoch 0."
-            ) from e
-        history, start_epoch = list(state["history"]), int(state["epoch"])
-        log.info(
-            "%s: resuming after epoch %d/%d from %s",
-            description,
-            start_epoch,
-            schedule.epochs,
-            checkpoint,
+    for run in runs:
+        run.model.to(device)
+        run.optimizer = make_optimizer(run.model.parameters())
+        run.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            run.optimizer, partial(_per_step, schedule, steps_per_epoch)
         )
+        _resume(run, device, schedule.epochs)
+    distilling = runs[0].distillation
     teacher = (
-        TeacherLogits(distillation, data, device, amp, schedule.batch_size)
-        if distillation
-        else None
+        TeacherLogits(distilling, data, device, amp, schedule.batch_size) if distilling else None
     )
+    names = runs[0].description if len(runs) == 1 else f"{len(runs)} fused models"
 
-    for epoch in range(start_epoch, schedule.epochs):
-        model.train()
-        lr = optimizer.param_groups[0]["lr"]  # at the start of the epoch
+    for epoch in range(min(r.start_epoch for r in runs), schedule.epochs):
+        active = [r for r in runs if r.start_epoch <= epoch]
+        stats = {id(r): [0.0, 0, 0, r.optimizer.param_groups[0]["lr"]] for r in active}
+        for run in active:
+            run.model.train()
         started = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
         batches = data.train_batches(schedule.batch_size, seed=seed, epoch=epoch, device=device)
         bar = tqdm(
             batches,
             total=steps_per_epoch,
-            desc=f"{description} {epoch + 1}/{schedule.epochs}",
+            desc=f"{names} {epoch + 1}/{schedule.epochs}",
             leave=False,
             disable=None,
             dynamic_ncols=True,
         )
         for x, y, index in bar:
-            with autocast(device, amp):
-                logits = model(x)
-            if teacher is None:
-                loss = F.cross_entropy(logits.float(), y)
-            else:
-                loss = kd_loss(
-                    logits,
-                    teacher(x, index),
-                    y,
-                    temperature=distillation.temperature,
-                    alpha=distillation.alpha,
-                    t_squared=distillation.t_squared,
-                )
-            if not torch.isfinite(loss):
-                raise KdfairError(
-                    f"{description}: the loss became {loss.item()} at epoch {epoch + 1}. Training "
-                    "diverged; lower the learning rate (optim.optimizer.lr) or, for KD with "
-                    "t_squared=true, the temperature."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            loss_sum += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
-        row = {
-            "epoch": epoch + 1,
-            "lr": lr,
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-        }
-        if eval_every_epoch or epoch + 1 == schedule.epochs:
-            row["test_accuracy"] = evaluate_accuracy(model, data, device=device, amp=amp)
-        row["seconds"] = time.perf_counter() - started
-        history.append(row)
-        log.info(
-            "%s epoch %d/%d: loss %.4f, train acc %.4f%s, %.1fs",
-            description,
-            epoch + 1,
-            schedule.epochs,
-            row["train_loss"],
-            row["train_accuracy"],
-            f", test acc {row['test_accuracy']:.4f}" if "test_accuracy" in row else "",
-            row["seconds"],
-        )
-        if checkpoint is not None:
-            torch_save(
-                {
-                    "epoch": epoch + 1,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "history": history,
-                },
-                checkpoint,
+            z_teacher = teacher(x, index) if teacher is not None else None
+            for run in active:
+                _step(run, x, y, z_teacher, stats[id(run)], device, amp, epoch)
+        seconds = time.perf_counter() - started
+        for run in active:
+            _end_epoch(
+                run, stats[id(run)], epoch, schedule, seconds, data, device, amp, eval_every_epoch
             )
-    model.eval()
-    return history
+    for run in runs:
+        run.model.eval()
+
+
+def _resume(run: Run, device: torch.device, epochs: int) -> None:
+    if run.checkpoint is None or not run.checkpoint.exists():
+        return
+    try:
+        state = torch.load(run.checkpoint, map_location=device, weights_only=True)
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+    except Exception as e:
+        raise KdfairError(
+            f"The resume checkpoint {run.checkpoint} cannot be loaded ({e}). Delete it to restart "
+            "this model's training from epoch 0."
+        ) from e
+    run.history, run.start_epoch = list(state["history"]), int(state["epoch"])
+    log.info(
+        "%s: resuming after epoch %d/%d from %s",
+        run.description,
+        run.start_epoch,
+        epochs,
+        run.checkpoint,
+    )
+
+
+def _step(run: Run, x, y, z_teacher, stats: list, device, amp: bool, epoch: int) -> None:
+    """One optimiser step of one run; stats accumulates [loss sum, correct, seen, lr]."""
+    with autocast(device, amp):
+        logits = run.model(x)
+    if z_teacher is None:
+        loss = F.cross_entropy(logits.float(), y)
+    else:
+        kd = run.distillation
+        loss = kd_loss(
+            logits, z_teacher, y, temperature=kd.temperature, alpha=kd.alpha, t_squared=kd.t_squared
+        )
+    if not torch.isfinite(loss):
+        raise KdfairError(
+            f"{run.description}: the loss became {loss.item()} at epoch {epoch + 1}. Training "
+            "diverged; lower the learning rate (optim.optimizer.lr) or, for KD with "
+            "t_squared=true, the temperature."
+        )
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    run.scheduler.step()
+    stats[0] += loss.item() * len(y)
+    stats[1] += (logits.argmax(1) == y).sum().item()
+    stats[2] += len(y)
+
+
+def _end_epoch(
+    run: Run,
+    stats: list,
+    epoch: int,
+    schedule: Schedule,
+    seconds: float,
+    data: DataBundle,
+    device,
+    amp: bool,
+    eval_every_epoch: bool,
+) -> None:
+    """History row, log line and checkpoint of one run after one epoch."""
+    loss_sum, correct, seen, lr = stats
+    row = {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "train_loss": loss_sum / seen,
+        "train_accuracy": correct / seen,
+    }
+    if eval_every_epoch or epoch + 1 == schedule.epochs:
+        row["test_accuracy"] = evaluate_accuracy(run.model, data, device=device, amp=amp)
+    row["seconds"] = seconds  # of the whole (possibly fused) epoch
+    run.history.append(row)
+    log.info(
+        "%s epoch %d/%d: loss %.4f, train acc %.4f%s, %.1fs",
+        run.description,
+        epoch + 1,
+        schedule.epochs,
+        row["train_loss"],
+        row["train_accuracy"],
+        f", test acc {row['test_accuracy']:.4f}" if "test_accuracy" in row else "",
+        seconds,
+    )
+    if run.checkpoint is not None:
+        torch_save(
+            {
+                "epoch": epoch + 1,
+                "model": run.model.state_dict(),
+                "optimizer": run.optimizer.state_dict(),
+                "scheduler": run.scheduler.state_dict(),
+                "history": run.history,
+            },
+            run.checkpoint,
+        )
 
 
 def resolve_device(device: str, amp) -> tuple[torch.device, bool]:

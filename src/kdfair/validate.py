@@ -112,6 +112,8 @@ def validate(cfg: DictConfig) -> None:
         _check_number(f"{role}.optimizer.lr", optim.optimizer.lr, low=0.0, low_inclusive=False)
         _check_choice(f"{role}.schedule", optim.schedule, ("step", "cosine", "linear"))
         _check_number(f"{role}.warmup_epochs", optim.warmup_epochs, low=0)
+    if not isinstance(cfg.distill.fused, bool):
+        raise KdfairError(f"distill.fused={cfg.distill.fused!r} is invalid: use true or false.")
     _check_individual(cfg.eval.individual)
     _check_dataset_root(str(cfg.dataset.root))
     _check_device(str(cfg.device))

@@ -122,3 +122,25 @@ def test_teacher_seed_pins_one_teacher_for_every_student_seed(tmp_path, data_roo
     assert (table["role"] == "teacher").sum() == 1
     distilled = table[table.role == "distilled"]
     assert distilled["seed"].tolist() == [0, 1] and distilled["teacher_key"].nunique() == 1
+
+
+def test_fused_and_separate_distillation_store_the_same_models(tmp_path, data_root):
+    runs = {}
+    for fused in ("true", "false"):
+        workdir = tmp_path / fused
+        workdir.mkdir()
+        result = run_kdfair(workdir, data_root, "train", *SMOKE, f"distill.fused={fused}")
+        assert result.returncode == 0, result.stderr
+        assert ("students fused" in result.stderr) == (fused == "true")
+        runs[fused] = pd.read_csv(
+            workdir / "outputs" / "demo" / "results.csv", dtype={"model_key": str}
+        )
+    assert runs["true"]["model_key"].tolist() == runs["false"]["model_key"].tolist()
+    for row_true, row_false in zip(
+        runs["true"].itertuples(), runs["false"].itertuples(), strict=True
+    ):
+        with (
+            np.load(tmp_path / "true" / "outputs" / row_true.predictions) as a,
+            np.load(tmp_path / "false" / "outputs" / row_false.predictions) as b,
+        ):
+            np.testing.assert_array_equal(a["logits"], b["logits"])

@@ -85,3 +85,34 @@ def test_lr_factors_of_the_step_cosine_and_warmup_schedules():
     assert factors[0] == pytest.approx(0.01) and factors[1] == pytest.approx(0.505)
     assert factors[2] == pytest.approx(1.0) and factors[-1] < 0.05
     assert all(a >= b for a, b in zip(factors[2:], factors[3:], strict=False))
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_fused_students_end_exactly_as_if_trained_alone(tiny_data, augment):
+    from dataclasses import replace
+
+    from kdfair.data.transforms import Augmentation
+    from kdfair.models.resnet_cifar import resnet20
+    from kdfair.training import Distillation, Run, fit_many
+
+    data = replace(tiny_data, augmentation=Augmentation(4 if augment else 0, augment))
+    torch.manual_seed(5)
+    teacher = resnet20(10)
+    optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)
+    schedule = Schedule(2, 32, (1,))
+
+    def students():
+        runs = []
+        for temperature in (1.0, 4.0, 10.0):
+            torch.manual_seed(0)
+            runs.append(Run(lenet5(10, image_size=16), Distillation(teacher, temperature, 0.8)))
+        return runs
+
+    fused = students()
+    fit_many(fused, data, optimizer, schedule, seed=3, device=torch.device("cpu"))
+    for run in students():
+        fit_many([run], data, optimizer, schedule, seed=3, device=torch.device("cpu"))
+        twin = fused[[1.0, 4.0, 10.0].index(run.distillation.temperature)]
+        for key, value in run.model.state_dict().items():
+            assert torch.equal(value, twin.model.state_dict()[key]), key
+        assert [h["train_loss"] for h in run.history] == [h["train_loss"] for h in twin.history]
