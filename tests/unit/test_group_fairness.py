@@ -8,6 +8,7 @@ from kdfair.metrics.group import (
     binary_eod,
     group_fairness,
     multiclass_dpd,
+    multiclass_eod,
 )
 
 
@@ -84,3 +85,33 @@ def test_a_group_without_positives_is_a_clear_error_not_a_silent_zero():
 def test_non_binary_input_to_the_binary_metric_points_to_the_multiclass_one():
     with pytest.raises(ValueError, match="group_fairness"):
         binary_dpd([0, 1, 2], [0, 2, 1], sensitive_features=[0, 0, 1])
+
+
+def test_one_pass_rates_equal_fairlearn_for_many_classes_and_named_groups():
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 20, 20_000)
+    p = np.where(rng.random(20_000) < 0.7, y, rng.integers(0, 20, 20_000))
+    a = rng.choice(["red", "green", "blue", "ocean", "white"], 20_000)
+    result = group_fairness(y, p, sensitive_features=a, num_classes=20)
+    for c in range(20):
+        yc, pc = (y == c).astype(int), (p == c).astype(int)
+        assert result.dpd_per_class[c] == pytest.approx(
+            demographic_parity_difference(yc, pc, sensitive_features=a), abs=1e-12
+        )
+        assert result.eod_per_class[c] == pytest.approx(
+            equalized_odds_difference(yc, pc, sensitive_features=a), abs=1e-12
+        )
+
+
+def test_multiclass_eod_names_an_undefined_cell():
+    y, p = np.array([0, 1, 2, 0, 1, 1]), np.array([0, 1, 2, 0, 1, 2])
+    a = np.array(["a", "a", "a", "b", "b", "b"])  # group b has no example of class 2
+    with pytest.raises(
+        UndefinedMetricError, match="class 2: group 'b' has no examples with label 1"
+    ):
+        multiclass_eod(y, p, sensitive_features=a, num_classes=3)
+
+
+def test_labels_outside_the_classes_are_refused():
+    with pytest.raises(ValueError, match=r"integer classes in \[0, 3\)"):
+        multiclass_dpd([0, 1, 5], [0, 1, 2], sensitive_features=[0, 1, 1], num_classes=3)

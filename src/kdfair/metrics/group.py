@@ -12,7 +12,9 @@ method="between_groups" and agg="worst_case", which compute them here.)
 Multiclass labels must never reach fairlearn directly: its DPD silently measures only "predicted
 class 1" and its EOD raises. For C > 2 classes kdfair follows the paper's Algorithm 1: for each
 class c binarise one-vs-rest (y == c, yhat == c), compute the metric w.r.t. A, and average over
-classes:  DPD = (1/C) sum_c DPD_c,  EOD = (1/C) sum_c EOD_c.
+classes:  DPD = (1/C) sum_c DPD_c,  EOD = (1/C) sum_c EOD_c. The rates of all C binarised tasks
+come from one pass of (group, class) counts (`one_vs_rest_rates`); tests hold each class's value
+equal to fairlearn's on the binarised labels.
 
 A TPR (FPR) is undefined for a group with no positive (negative) examples; fairlearn would
 silently count it as 0, so kdfair raises `UndefinedMetricError` instead, naming the cell.
@@ -95,42 +97,70 @@ def binary_eod(y_true, y_pred, *, sensitive_features, where: str = "EOD") -> flo
     )
 
 
-def _one_vs_rest(
-    metric, y_true, y_pred, groups, num_classes: int
-) -> tuple[float, np.ndarray | None]:
-    if num_classes == 2:
-        return metric(y_true, y_pred, groups, "binary"), None
-    per_class = np.array(
-        [
-            metric((y_true == c).astype(int), (y_pred == c).astype(int), groups, f"class {c}")
-            for c in range(num_classes)
-        ]
-    )
-    return float(per_class.mean()), per_class
+def one_vs_rest_rates(y_true, y_pred, groups, num_classes: int) -> dict[str, np.ndarray]:
+    """One-vs-rest rates of every (group, class) cell at once, from bincounts: (G, C) arrays
+
+        selection[a, c] = P(Yhat = c | A = a)
+        tpr[a, c]       = P(Yhat = c | Y = c, A = a)
+        fpr[a, c]       = P(Yhat = c | Y != c, A = a)
+
+    and `groups`, the group values in row order. These are exactly the rates fairlearn computes
+    per binarised class (tested against it), without C passes over the data.
+    """
+    for name, y in (("y_true", y_true), ("y_pred", y_pred)):
+        if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= num_classes:
+            raise ValueError(f"{name} must hold integer classes in [0, {num_classes}).")
+    values, g = np.unique(groups, return_inverse=True)
+    cells = len(values) * num_classes
+
+    def count(index: np.ndarray) -> np.ndarray:
+        return np.bincount(index, minlength=cells).reshape(len(values), num_classes)
+
+    size = np.bincount(g, minlength=len(values))[:, None]
+    predicted = count(g * num_classes + y_pred)
+    positives = count(g * num_classes + y_true)
+    hits = count((g * num_classes + y_true)[y_true == y_pred])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return {
+            "groups": values,
+            "selection": predicted / size,
+            "tpr": hits / positives,
+            "fpr": (predicted - hits) / (size - positives),
+        }
+
+
+def _spread(rates: np.ndarray) -> np.ndarray:
+    """max - min over groups, per class."""
+    return rates.max(axis=0) - rates.min(axis=0)
 
 
 def multiclass_dpd(y_true, y_pred, *, sensitive_features, num_classes: int):
     """(DPD, per-class DPD or None): direct for 2 classes, one-vs-rest averaged for more."""
     y_true, y_pred, groups = _check_inputs(y_true, y_pred, sensitive_features)
-    return _one_vs_rest(
-        lambda t, p, g, _: binary_dpd(t, p, sensitive_features=g),
-        y_true,
-        y_pred,
-        groups,
-        num_classes,
-    )
+    if num_classes == 2:
+        return binary_dpd(y_true, y_pred, sensitive_features=groups), None
+    per_class = _spread(one_vs_rest_rates(y_true, y_pred, groups, num_classes)["selection"])
+    return float(per_class.mean()), per_class
 
 
 def multiclass_eod(y_true, y_pred, *, sensitive_features, num_classes: int):
     """(EOD, per-class EOD or None): direct for 2 classes, one-vs-rest averaged for more."""
     y_true, y_pred, groups = _check_inputs(y_true, y_pred, sensitive_features)
-    return _one_vs_rest(
-        lambda t, p, g, where: binary_eod(t, p, sensitive_features=g, where=f"EOD of {where}"),
-        y_true,
-        y_pred,
-        groups,
-        num_classes,
-    )
+    if num_classes == 2:
+        return binary_eod(y_true, y_pred, sensitive_features=groups), None
+    rates = one_vs_rest_rates(y_true, y_pred, groups, num_classes)
+    for name, label in (("tpr", 1), ("fpr", 0)):
+        undefined = np.argwhere(np.isnan(rates[name]))
+        if len(undefined):
+            group, c = undefined[0]
+            rate = "true positive rate" if label else "false positive rate"
+            raise UndefinedMetricError(
+                f"EOD of class {c}: group {str(rates['groups'][group])!r} has no examples with "
+                f"label {label}, so its {rate} is undefined and EOD cannot be computed "
+                f"({len(undefined)} such cells). Use a larger test split."
+            )
+    per_class = np.maximum(_spread(rates["tpr"]), _spread(rates["fpr"]))
+    return float(per_class.mean()), per_class
 
 
 def group_fairness(y_true, y_pred, *, sensitive_features, num_classes: int) -> GroupFairness:
