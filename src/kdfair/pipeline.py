@@ -36,7 +36,15 @@ from kdfair.metrics.columns import metric_columns
 from kdfair.metrics.individual import Neighbourhood, input_embedding
 from kdfair.predict import Predictions, predict
 from kdfair.results import append_results
-from kdfair.store import ModelStore, StoredModel, model_key, torch_save, write_json, write_text
+from kdfair.store import (
+    ModelStore,
+    StoredModel,
+    corrupt_entry,
+    model_key,
+    torch_save,
+    write_json,
+    write_text,
+)
 from kdfair.training import (
     Distillation,
     Run,
@@ -186,8 +194,8 @@ class _Job:
         specs = [self.spec("distilled", arch, optim, seed, teacher, t) for t in temps]
         keys = [model_key(spec) for spec in specs]
         trained_now = set()
-        if self.cfg.distill.fused and sum(self.store.find(k) is None for k in keys) > 1:
-            missing = [k for k in keys if self.store.find(k) is None]
+        missing = [k for k in keys if self.store.find(k) is None]
+        if self.cfg.distill.fused and len(missing) > 1:
             with self.store.locks(missing):
                 todo = [
                     (self.store.folder(k), spec)
@@ -359,10 +367,7 @@ def load_model(entry: StoredModel, arch: dict) -> torch.nn.Module:
     try:
         model.load_state_dict(entry.load_checkpoint()["state_dict"])
     except Exception as e:
-        raise KdfairError(
-            f"The model store entry {entry.folder} is corrupt (model.pt: {e}). Delete that folder "
-            f"(rm -r {entry.folder}) and rerun the same command to retrain the model."
-        ) from e
+        raise corrupt_entry(entry.folder, f"model.pt: {e}") from e
     return model
 
 

@@ -70,6 +70,14 @@ def torch_save(obj, path: Path) -> None:
         torch.save(obj, tmp)
 
 
+def corrupt_entry(folder: Path, reason: str) -> KdfairError:
+    """The error for a store folder that looks finished but cannot be read, with the fix."""
+    return KdfairError(
+        f"The model store entry {folder} is corrupt ({reason}). Delete that folder "
+        f"(rm -r {folder}) and rerun the same command to retrain the model."
+    )
+
+
 @dataclass
 class StoredModel:
     """A complete store entry: its key, folder and metrics."""
@@ -107,10 +115,7 @@ class ModelStore:
             if not isinstance(metrics, dict) or "accuracy" not in metrics:
                 raise ValueError("metrics.json has no 'accuracy'")
         except (OSError, ValueError) as e:
-            raise KdfairError(
-                f"The model store entry {folder} is corrupt ({e}). Delete that folder "
-                f"(rm -r {folder}) and rerun the same command to retrain the model."
-            ) from e
+            raise corrupt_entry(folder, str(e)) from e
         return StoredModel(key, folder, metrics)
 
     @contextmanager

@@ -152,13 +152,9 @@ def analyze(
         threshold=threshold,
         correction=correction,
     )
-    path = write_report(out / "report.md", report)
+    path = out / "report.md"
+    write_text(path, report)
     log.info("wrote %s", path)
-    return path
-
-
-def write_report(path: Path, text: str) -> Path:
-    write_text(path, text)
     return path
 
 
