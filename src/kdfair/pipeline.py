@@ -29,6 +29,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import kdfair
+from kdfair import distributed
 from kdfair.data import DataBundle, Split
 from kdfair.errors import KdfairError
 from kdfair.metrics.accuracy import accuracy, per_class_accuracy
@@ -49,6 +50,7 @@ from kdfair.training import (
     Distillation,
     Run,
     Schedule,
+    Speed,
     fit_many,
     resolve_device,
     scaled_milestones,
@@ -58,7 +60,7 @@ from kdfair.validate import temperatures, validate
 log = logging.getLogger(__name__)
 
 # Dataset keys that say where or how data is read, not what it is: kept out of model keys.
-DATASET_RUNTIME_KEYS = ("root", "download", "verify_checksums", "num_workers", "on_device")
+DATASET_RUNTIME_KEYS = ("root", "download", "verify_checksums", "num_workers")
 # Dataset keys that describe the dataset to kdfair rather than configure its factory.
 DATASET_META_KEYS = ("name", "num_classes", "batch_size", "max_train", "max_test")
 # results.csv columns left out of the one-screen summary a job logs.
@@ -87,10 +89,15 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     device, amp = resolve_device(str(cfg.device), cfg.amp)
+    device = distributed.setup(device)  # under torchrun: this rank's device, process group joined
+    distributed.local_batch_size(int(cfg.dataset.batch_size))  # fails early if it cannot split
     data = build_dataset(cfg.dataset)
+    speed = resolve_speed(cfg.speed, device, amp, data)
+    if speed_flag(cfg.speed.data_on_device, device, isinstance(data.train, Split)):
+        data = data.train_on(device)  # uint8 on the GPU: batches cut and augmented there
     store = ModelStore(cfg.paths.models)
     common = {"dataset": dataset_spec(cfg.dataset), "batch_size": int(cfg.dataset.batch_size)}
-    job = _Job(cfg, data, store, device, amp, common)
+    job = _Job(cfg, data, store, device, speed, common)
 
     teacher_seed = cfg.seed if cfg.distill.teacher_seed is None else cfg.distill.teacher_seed
     teacher = job.get_or_train("teacher", cfg.teacher, cfg.teacher_optim, teacher_seed)
@@ -99,6 +106,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
     models = [teacher, student, *distilled]
     neighbourhood = job.neighbourhood(teacher)
+    if not distributed.is_main():
+        return pd.DataFrame()  # rank 0 writes the rows
     rows = [result_row(cfg, m, teacher, data.num_classes, neighbourhood) for m in models]
     results_path = Path(cfg.paths.experiment) / "results.csv"
     append_results(results_path, rows)
@@ -130,6 +139,22 @@ def build_dataset(dataset_cfg: DictConfig) -> DataBundle:
     return data
 
 
+def speed_flag(setting, device: torch.device, applies: bool) -> bool:
+    """An auto/true/false speed switch: auto means on for CUDA wherever it `applies`."""
+    if str(setting) == "auto":
+        return device.type == "cuda" and applies
+    return str(setting).lower() == "true"
+
+
+def resolve_speed(settings: DictConfig, device: torch.device, amp: bool, data) -> Speed:
+    """The `speed` config as a `Speed`: channels_last defaults on for image models on CUDA."""
+    return Speed(
+        amp=amp,
+        channels_last=speed_flag(settings.channels_last, device, data.modality == "image"),
+        compile=bool(settings.compile),
+    )
+
+
 def dataset_spec(dataset_cfg: DictConfig) -> dict:
     resolved = OmegaConf.to_container(dataset_cfg, resolve=True)
     return {k: v for k, v in resolved.items() if k not in DATASET_RUNTIME_KEYS}
@@ -138,9 +163,9 @@ def dataset_spec(dataset_cfg: DictConfig) -> dict:
 class _Job:
     """What every model of one job shares: config, data, store, device."""
 
-    def __init__(self, cfg, data, store, device, amp, common):
+    def __init__(self, cfg, data, store, device, speed: Speed, common):
         self.cfg, self.data, self.store = cfg, data, store
-        self.device, self.amp, self.common = device, amp, common
+        self.device, self.speed, self.common = device, speed, common
 
     def spec(
         self,
@@ -259,22 +284,27 @@ class _Job:
             schedule,
             seed=items[0][1]["seed"],
             device=self.device,
-            amp=self.amp,
+            speed=self.speed,
             eval_every_epoch=bool(self.cfg.eval.every_epoch),
         )
         for (folder, spec), run in zip(items, runs, strict=True):
             self.write_entry(folder, spec, role, run, time.perf_counter() - started)
-            (folder / "train.ckpt").unlink(missing_ok=True)  # complete: no resume state needed
+            if distributed.is_main():
+                (folder / "train.ckpt").unlink(missing_ok=True)  # complete: no resume state
 
     def write_entry(self, folder: Path, spec: dict, role: str, run: Run, seconds: float) -> None:
+        """Predict the test split (every DDP rank its shard) and write the store folder (rank 0),
+        metrics.json last."""
         predictions = predict(
             run.model,
             self.data,
             device=self.device,
-            amp=self.amp,
+            amp=self.speed.amp,
             batch_size=int(self.cfg.eval.batch_size),
             with_embedding=role == "teacher",
         )
+        if not distributed.is_main():
+            return
         predictions.save(folder / "predictions.npz")
         metrics = {
             "accuracy": accuracy(predictions.y_true, predictions.y_pred),
@@ -284,6 +314,7 @@ class _Job:
             "class_names": self.data.class_names,
             "dataset_info": self.data.info,
             "train_seconds": seconds,
+            "processes": distributed.world_size(),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         torch_save(

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from kdfair import distributed
 from kdfair.data import DataBundle
 from kdfair.store import atomic_path
 from kdfair.training import autocast
@@ -79,21 +80,23 @@ def predict(
     batch_size: int = 512,
     with_embedding: bool = False,
 ) -> Predictions:
-    """Run `model` over the test split in order."""
+    """Run `model` over the test split in order. Under DDP each process predicts a contiguous
+    shard and the shards are gathered: every process returns the whole test split's record."""
     model.to(device).eval()
     logits, embeddings = [], []
-    for x, _ in data.test_batches(batch_size, device=device):
+    mine = distributed.contiguous_shard(len(data.test))
+    for x, _ in data.test_batches(batch_size, device=device, indices=mine):
         with autocast(device, amp):
             if with_embedding:
                 features = model.features(x)
                 out = model.classifier(features)
-                embeddings.append(features.float().cpu())
+                embeddings.append(features.float())
             else:
                 out = model(x)
-        logits.append(out.float().cpu())
-    all_logits = torch.cat(logits).numpy()
+        logits.append(out.float())
+    all_logits = _gather(logits, device).numpy()
     return Predictions(
-        y_true=data.test.labels.numpy().astype(np.int64),
+        y_true=data.test.labels.cpu().numpy().astype(np.int64),
         y_pred=all_logits.argmax(1).astype(np.int64),
         logits=all_logits.astype(np.float32),
         index=np.arange(len(data.test), dtype=np.int64),
@@ -101,6 +104,12 @@ def predict(
         attribute_labels={
             k: list(v) for k, v in data.attribute_groups.items() if k in data.test.attributes
         },
-        embedding=torch.cat(embeddings).numpy() if with_embedding else None,
+        embedding=_gather(embeddings, device).numpy() if with_embedding else None,
         class_names=list(data.class_names),
     )
+
+
+def _gather(chunks: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """This process's output rows, and under DDP every other's after them, on the CPU."""
+    local = torch.cat(chunks) if chunks else torch.zeros(0, device=device)
+    return distributed.gather_rows(local).cpu()

@@ -3,9 +3,10 @@
 The key is a short hash of exactly the settings that determine a model (dataset, architecture,
 optimiser, schedule, epochs, seed; for a distilled student also the teacher's key, T and alpha) and
 nothing else, so jobs of a sweep that need the same teacher find the same folder. A missing model
-is trained under a file lock, so concurrent jobs train it once. Every file is written to a
-temporary name and renamed; `metrics.json` is written last and marks the entry complete. While a
-model trains, `train.ckpt` holds the resume state of the last finished epoch.
+is trained under a file lock, so concurrent jobs train it once (under DDP, rank 0 holds the lock
+and decides for all ranks). Every file is written to a temporary name and renamed; `metrics.json`
+is written last and marks the entry complete. While a model trains, `train.ckpt` holds the resume
+state of the last finished epoch.
 
 Folder: model.pt, predictions.npz, metrics.json, config.yaml, history.csv (and train.ckpt while
 training).
@@ -26,6 +27,7 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
+from kdfair import distributed
 from kdfair.errors import KdfairError
 
 log = logging.getLogger(__name__)
@@ -103,7 +105,14 @@ class ModelStore:
         return self.root / key
 
     def find(self, key: str) -> StoredModel | None:
-        """The complete entry for `key`, or None if it was never finished."""
+        """The complete entry for `key`, or None if it was never finished.
+
+        Under DDP rank 0 looks and every rank gets its answer, so all ranks agree on what to
+        train even while another job is finishing the entry.
+        """
+        return distributed.from_main(lambda: self._find(key))
+
+    def _find(self, key: str) -> StoredModel | None:
         folder = self.folder(key)
         if not (folder / COMPLETE_MARKER).exists():
             return None
@@ -120,10 +129,11 @@ class ModelStore:
 
     @contextmanager
     def locks(self, keys: list[str]):
-        """Hold the training locks of `keys` (taken in sorted order, so jobs never deadlock)."""
+        """Hold the training locks of `keys` (taken in sorted order, so jobs never deadlock).
+        Under DDP only rank 0 takes them: the job's other ranks follow its decisions."""
         self.root.mkdir(parents=True, exist_ok=True)
         with ExitStack() as stack:
-            for key in sorted(set(keys)):
+            for key in sorted(set(keys)) if distributed.is_main() else []:
                 stack.enter_context(FileLock(str(self.root / f"{key}.lock")))
             yield
 
@@ -151,5 +161,6 @@ class ModelStore:
             entry = self.find(key)
             if entry is None:
                 raise RuntimeError(f"training {description} did not complete {folder}")
-            (folder / "train.ckpt").unlink(missing_ok=True)
+            if distributed.is_main():
+                (folder / "train.ckpt").unlink(missing_ok=True)
             return entry, True

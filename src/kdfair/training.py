@@ -5,6 +5,10 @@ frozen teacher is given. SGD with step decay (the paper's schedule), bf16 autoca
 bar per epoch, a history row per epoch, and a resume checkpoint after every epoch: a rerun of a
 killed job continues from the last finished epoch and ends with the same weights, because an
 epoch's batches depend only on (seed, epoch).
+
+Under torchrun the same loop trains data-parallel (`kdfair.distributed`): each process takes its
+share of every batch, DDP averages the gradients, and only rank 0 writes checkpoints. `Speed`
+holds the CUDA fast path's switches (DESIGN.md section 6).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from kdfair import distributed
 from kdfair.data import DataBundle
 from kdfair.errors import KdfairError
 from kdfair.losses import kd_loss
@@ -93,6 +98,19 @@ def autocast(device: torch.device, amp: bool):
     return nullcontext()
 
 
+@dataclass(frozen=True)
+class Speed:
+    """How the models run, not what they learn (kept out of model keys).
+
+    amp: bf16 autocast (CUDA only); channels_last: NHWC memory format for convnets (faster
+    tensor-core convolutions on CUDA); compile: torch.compile each trained model.
+    """
+
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+
 class TeacherLogits:
     """The frozen teacher's logits for a training batch.
 
@@ -113,12 +131,14 @@ class TeacherLogits:
         self.device, self.amp = device, amp
         self.cache: torch.Tensor | None = None
         if data.deterministic_train_stream:
+            # Each DDP process computes a contiguous shard; the shards are gathered.
+            mine = distributed.contiguous_shard(len(data.train))
+            batches = data.train_batches_in_order(max(batch_size, 256), device=device, indices=mine)
             with torch.no_grad(), autocast(device, amp):
-                chunks = [
-                    self.teacher(x).float()
-                    for x in data.train_batches_in_order(max(batch_size, 256), device=device)
-                ]
-            self.cache = torch.cat(chunks)
+                chunks = [self.teacher(x).float() for x in batches]
+            num_classes = data.num_classes
+            local = torch.cat(chunks) if chunks else torch.zeros(0, num_classes, device=device)
+            self.cache = distributed.gather_rows(local)
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         if self.cache is not None:
@@ -131,11 +151,14 @@ class TeacherLogits:
 def evaluate_accuracy(
     model: nn.Module, data: DataBundle, *, device: torch.device, amp: bool, batch_size: int = 512
 ) -> float:
+    """Test accuracy; under DDP each process scores a shard and the counts are summed."""
     model.eval()
     correct = 0
-    for x, y in data.test_batches(batch_size, device=device):
+    mine = distributed.contiguous_shard(len(data.test))
+    for x, y in data.test_batches(batch_size, device=device, indices=mine):
         with autocast(device, amp):
             correct += (model(x).argmax(1) == y).sum().item()
+    (correct,) = distributed.sum_across([correct])
     return correct / len(data.test)
 
 
@@ -151,6 +174,7 @@ class Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
+    forward: nn.Module | None = None  # what runs the batch: the model, DDP-wrapped or compiled
 
 
 def fit(
@@ -161,7 +185,7 @@ def fit(
     *,
     seed: int,
     device: torch.device,
-    amp: bool = False,
+    speed: Speed = Speed(),
     distillation: Distillation | None = None,
     checkpoint: Path | None = None,
     description: str = "train",
@@ -179,7 +203,7 @@ def fit(
         schedule,
         seed=seed,
         device=device,
-        amp=amp,
+        speed=speed,
         eval_every_epoch=eval_every_epoch,
     )
     return run.history
@@ -193,7 +217,7 @@ def fit_many(
     *,
     seed: int,
     device: torch.device,
-    amp: bool = False,
+    speed: Speed = Speed(),
     eval_every_epoch: bool = True,
 ) -> None:
     """Train several models on one data stream: each batch is drawn and augmented once and, for
@@ -208,48 +232,68 @@ def fit_many(
     teachers = {id(r.distillation.teacher) for r in runs if r.distillation}
     if len(teachers) > 1 or (teachers and any(r.distillation is None for r in runs)):
         raise ValueError("fused runs must all distil from one teacher, or all use plain CE")
+    rank, world = distributed.rank(), distributed.world_size()
+    local_batch = distributed.local_batch_size(schedule.batch_size)
     # Stepped every batch, so warm-up and decay are smooth even over 3 epochs. A partial (not a
     # lambda) so the scheduler's state_dict can be saved and resumed.
-    steps_per_epoch = -(-len(data.train) // schedule.batch_size)
+    steps_per_epoch = math.ceil(math.ceil(len(data.train) / world) / local_batch)
     for run in runs:
-        run.model.to(device)
+        _prepare(run, device, speed)
         run.optimizer = make_optimizer(run.model.parameters())
         run.scheduler = torch.optim.lr_scheduler.LambdaLR(
             run.optimizer, partial(_per_step, schedule, steps_per_epoch)
         )
         _resume(run, device, schedule.epochs)
+    distributed.seed_this_rank(seed)
     distilling = runs[0].distillation
     teacher = (
-        TeacherLogits(distilling, data, device, amp, schedule.batch_size) if distilling else None
+        TeacherLogits(distilling, data, device, speed.amp, schedule.batch_size)
+        if distilling
+        else None
     )
     names = runs[0].description if len(runs) == 1 else f"{len(runs)} fused models"
 
     for epoch in range(min(r.start_epoch for r in runs), schedule.epochs):
         active = [r for r in runs if r.start_epoch <= epoch]
-        stats = {id(r): [0.0, 0, 0, r.optimizer.param_groups[0]["lr"]] for r in active}
+        stats = {id(r): _EpochStats(device, r.optimizer.param_groups[0]["lr"]) for r in active}
         for run in active:
             run.model.train()
         started = time.perf_counter()
-        batches = data.train_batches(schedule.batch_size, seed=seed, epoch=epoch, device=device)
+        batches = data.train_batches(
+            schedule.batch_size, seed=seed, epoch=epoch, device=device, rank=rank, world_size=world
+        )
         bar = tqdm(
             batches,
             total=steps_per_epoch,
             desc=f"{names} {epoch + 1}/{schedule.epochs}",
             leave=False,
-            disable=None,
+            disable=None if distributed.is_main() else True,
             dynamic_ncols=True,
         )
         for x, y, index in bar:
+            if speed.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
             z_teacher = teacher(x, index) if teacher is not None else None
             for run in active:
-                _step(run, x, y, z_teacher, stats[id(run)], device, amp, epoch)
+                _step(run, x, y, z_teacher, stats[id(run)], device, speed.amp)
         seconds = time.perf_counter() - started
         for run in active:
             _end_epoch(
-                run, stats[id(run)], epoch, schedule, seconds, data, device, amp, eval_every_epoch
+                run, stats[id(run)], epoch, schedule, seconds, data, device, speed, eval_every_epoch
             )
     for run in runs:
         run.model.eval()
+
+
+def _prepare(run: Run, device: torch.device, speed: Speed) -> None:
+    """Move the model to `device` (channels_last if asked) and set what runs its batches: the
+    model, wrapped in DDP under torchrun and compiled if asked. `run.model` stays the plain
+    module, so checkpoints and state_dicts never carry wrapper prefixes."""
+    run.model.to(device)
+    if speed.channels_last:
+        run.model.to(memory_format=torch.channels_last)
+    forward = distributed.wrap(run.model, device)
+    run.forward = torch.compile(forward) if speed.compile else forward
 
 
 def _resume(run: Run, device: torch.device, epochs: int) -> None:
@@ -275,10 +319,26 @@ def _resume(run: Run, device: torch.device, epochs: int) -> None:
     )
 
 
-def _step(run: Run, x, y, z_teacher, stats: list, device, amp: bool, epoch: int) -> None:
-    """One optimiser step of one run; stats accumulates [loss sum, correct, seen, lr]."""
+class _EpochStats:
+    """Loss and accuracy sums of one run over one epoch, kept on the device so a step never
+    waits for the GPU; read once, at the end of the epoch."""
+
+    def __init__(self, device: torch.device, lr: float):
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.seen = 0
+        self.lr = lr
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss_sum += loss.detach() * len(y)
+        self.correct += (logits.detach().argmax(1) == y).sum()
+        self.seen += len(y)
+
+
+def _step(run: Run, x, y, z_teacher, stats: _EpochStats, device, amp: bool) -> None:
+    """One optimiser step of one run."""
     with autocast(device, amp):
-        logits = run.model(x)
+        logits = run.forward(x)
     if z_teacher is None:
         loss = F.cross_entropy(logits.float(), y)
     else:
@@ -286,42 +346,43 @@ def _step(run: Run, x, y, z_teacher, stats: list, device, amp: bool, epoch: int)
         loss = kd_loss(
             logits, z_teacher, y, temperature=kd.temperature, alpha=kd.alpha, t_squared=kd.t_squared
         )
-    if not torch.isfinite(loss):
-        raise KdfairError(
-            f"{run.description}: the loss became {loss.item()} at epoch {epoch + 1}. Training "
-            "diverged; lower the learning rate (optim.optimizer.lr) or, for KD with "
-            "t_squared=true, the temperature."
-        )
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()
     run.scheduler.step()
-    stats[0] += loss.item() * len(y)
-    stats[1] += (logits.argmax(1) == y).sum().item()
-    stats[2] += len(y)
+    stats.add(loss, logits, y)
 
 
 def _end_epoch(
     run: Run,
-    stats: list,
+    stats: _EpochStats,
     epoch: int,
     schedule: Schedule,
     seconds: float,
     data: DataBundle,
     device,
-    amp: bool,
+    speed: Speed,
     eval_every_epoch: bool,
 ) -> None:
-    """History row, log line and checkpoint of one run after one epoch."""
-    loss_sum, correct, seen, lr = stats
+    """History row, log line and checkpoint (rank 0) of one run after one epoch."""
+    loss_sum, correct, seen = distributed.sum_across(
+        [stats.loss_sum.item(), float(stats.correct.item()), float(stats.seen)]
+    )
+    if not math.isfinite(loss_sum):
+        raise KdfairError(
+            f"{run.description}: the training loss became {loss_sum / seen} in epoch "
+            f"{epoch + 1}. Training diverged; lower the learning rate (optim.optimizer.lr) or, "
+            "for KD with t_squared=true, the temperature."
+        )
     row = {
         "epoch": epoch + 1,
-        "lr": lr,
+        "lr": stats.lr,
         "train_loss": loss_sum / seen,
         "train_accuracy": correct / seen,
     }
+    distributed.sync_buffers(run.model)  # every rank scores (and saves) rank 0's model
     if eval_every_epoch or epoch + 1 == schedule.epochs:
-        row["test_accuracy"] = evaluate_accuracy(run.model, data, device=device, amp=amp)
+        row["test_accuracy"] = evaluate_accuracy(run.model, data, device=device, amp=speed.amp)
     row["seconds"] = seconds  # of the whole (possibly fused) epoch
     run.history.append(row)
     log.info(
@@ -334,7 +395,7 @@ def _end_epoch(
         f", test acc {row['test_accuracy']:.4f}" if "test_accuracy" in row else "",
         seconds,
     )
-    if run.checkpoint is not None:
+    if run.checkpoint is not None and distributed.is_main():
         torch_save(
             {
                 "epoch": epoch + 1,

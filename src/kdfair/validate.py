@@ -117,5 +117,12 @@ def validate(cfg: DictConfig) -> None:
     _check_individual(cfg.eval.individual)
     _check_dataset_root(str(cfg.dataset.root))
     _check_device(str(cfg.device))
-    if str(cfg.amp) not in ("auto", "True", "False", "true", "false"):
-        raise KdfairError(f"amp={cfg.amp!r} is invalid: use auto, true or false.")
+    for key, value in (
+        ("amp", cfg.amp),
+        ("speed.data_on_device", cfg.speed.data_on_device),
+        ("speed.channels_last", cfg.speed.channels_last),
+    ):
+        if str(value) not in ("auto", "True", "False", "true", "false"):
+            raise KdfairError(f"{key}={value!r} is invalid: use auto, true or false.")
+    if not isinstance(cfg.speed.compile, bool):
+        raise KdfairError(f"speed.compile={cfg.speed.compile!r} is invalid: use true or false.")

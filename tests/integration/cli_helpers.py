@@ -28,3 +28,28 @@ def run_kdfair(
         text=True,
         timeout=timeout,
     )
+
+
+def run_kdfair_torchrun(
+    workdir: Path, data: Path, nproc: int, *args: str, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """`torchrun --standalone --nproc_per_node=<nproc> -m kdfair <args>` (gloo on CPU)."""
+    env = kdfair_env(workdir, data)
+    env["OMP_NUM_THREADS"] = "1"  # torchrun's own default, set here to silence its warning
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "kdfair",
+            *args,
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -5,7 +5,7 @@ import torch
 
 from kdfair.data.trifeature import load_trifeature
 from kdfair.models.lenet import lenet5
-from kdfair.training import Schedule, fit, lr_factor, resolve_device, scaled_milestones
+from kdfair.training import Schedule, Speed, fit, lr_factor, resolve_device, scaled_milestones
 
 
 @pytest.mark.parametrize(
@@ -64,13 +64,23 @@ def test_history_has_one_row_per_epoch_with_the_lr_schedule(tiny_data):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cuda_training_with_bf16_autocast(tiny_data):
+def test_cuda_fast_path_trains_with_data_on_the_gpu_bf16_and_channels_last(tiny_data):
     device, amp = resolve_device("auto", "auto")
     assert device.type == "cuda" and amp
     torch.manual_seed(0)
     model = lenet5(10, image_size=16)
     optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)
-    history = fit(model, tiny_data, optimizer, Schedule(2, 32, ()), seed=0, device=device, amp=amp)
+    on_gpu = tiny_data.train_on(device)
+    assert on_gpu.train.images.device.type == "cuda"
+    history = fit(
+        model,
+        on_gpu,
+        optimizer,
+        Schedule(2, 32, ()),
+        seed=0,
+        device=device,
+        speed=Speed(amp=amp, channels_last=True),
+    )
     assert next(model.parameters()).device.type == "cuda"
     assert all(torch.isfinite(torch.tensor(h["train_loss"])) for h in history)
 

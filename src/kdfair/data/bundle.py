@@ -16,7 +16,13 @@ from dataclasses import dataclass, field, replace
 import torch
 from PIL import Image
 
-from kdfair.data.transforms import Augmentation, augment_batch, normalize
+from kdfair.data.transforms import (
+    Augmentation,
+    apply_augmentation,
+    draw_augmentation,
+    normalize,
+)
+from kdfair.distributed import shard_positions
 
 
 @dataclass
@@ -109,47 +115,79 @@ class DataBundle:
         return isinstance(self.train, Split) and self.augmentation.is_identity
 
     def train_batches(
-        self, batch_size: int, *, seed: int, epoch: int, device: torch.device
+        self,
+        batch_size: int,
+        *,
+        seed: int,
+        epoch: int,
+        device: torch.device,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Shuffled, augmented, normalised training batches (x, y, index) for one epoch.
 
-        The order and the augmentation depend only on (seed, epoch).
+        The order and each position's augmentation depend only on (seed, epoch). With several
+        DDP processes, `rank` takes DistributedSampler's share of that order (every
+        `world_size`-th position) in batches of batch_size / world_size, so the processes'
+        batches together are the one-process batches, augmented identically.
         """
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.train), generator=generator)
+        positions = shard_positions(len(order), rank, world_size)
+        local_batch = batch_size // world_size
         if isinstance(self.train, FolderSplit):
-            worker_seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-            for images, idx in self.train.loader(order, batch_size, worker_seed):
+            # Per-sample augmentation happens in DataLoader workers, seeded per rank.
+            worker_seed = int(torch.randint(0, 2**62, (1,), generator=generator)) + rank
+            for images, idx in self.train.loader(order[positions], local_batch, worker_seed):
                 yield self._to_model(images, device), self.train.labels[idx].to(device), idx
             return
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            images = augment_batch(self.train.images[idx], self.augmentation, generator)
-            yield self._to_model(images, device), self.train.labels[idx].to(device), idx
+        params = draw_augmentation(len(order), self.augmentation, generator)
+        for start in range(0, len(positions), local_batch):
+            mine = positions[start : start + local_batch]
+            idx = order[mine]
+            on_split = idx.to(self.train.images.device)
+            images = apply_augmentation(
+                self.train.images[on_split],
+                params[mine] if params is not None else None,
+                self.augmentation,
+            )
+            yield self._to_model(images, device), self.train.labels[on_split].to(device), idx
 
     def test_batches(
-        self, batch_size: int, *, device: torch.device
+        self, batch_size: int, *, device: torch.device, indices: torch.Tensor | None = None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Test batches (x, y) in split order, without augmentation."""
-        for images, idx in self._in_order(self.test, batch_size):
+        """Test batches (x, y) in split order (or of `indices`, in their order), unaugmented."""
+        for images, idx in self._in_order(self.test, batch_size, indices):
             yield self._to_model(images, device), self.test.labels[idx].to(device)
 
     def train_batches_in_order(
-        self, batch_size: int, *, device: torch.device
+        self, batch_size: int, *, device: torch.device, indices: torch.Tensor | None = None
     ) -> Iterator[torch.Tensor]:
-        """Un-augmented training images in split order (for caching a frozen teacher's logits)."""
-        for images, _ in self._in_order(self.train, batch_size):
+        """Un-augmented training images in split order, or of `indices` (for caching a frozen
+        teacher's logits)."""
+        for images, _ in self._in_order(self.train, batch_size, indices):
             yield self._to_model(images, device)
 
+    def train_on(self, device: torch.device) -> DataBundle:
+        """This bundle with its in-memory training split (uint8 images, labels) moved to
+        `device`: on a GPU, batches are then cut, augmented and normalised there, with no
+        host-to-device copy per step. Streamed splits stay as they are."""
+        if not isinstance(self.train, Split):
+            return self
+        train = replace(
+            self.train, images=self.train.images.to(device), labels=self.train.labels.to(device)
+        )
+        return replace(self, train=train)
+
     @staticmethod
-    def _in_order(split: Split | FolderSplit, batch_size: int):
-        order = torch.arange(len(split))
+    def _in_order(split: Split | FolderSplit, batch_size: int, indices: torch.Tensor | None = None):
+        order = torch.arange(len(split)) if indices is None else indices
         if isinstance(split, FolderSplit):
             yield from split.loader(order, batch_size, seed=0)
             return
-        for start in range(0, len(split), batch_size):
+        for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            yield split.images[idx], idx
+            yield split.images[idx.to(split.images.device)], idx.to(split.labels.device)
 
     def _to_model(self, images: torch.Tensor, device: torch.device) -> torch.Tensor:
         if self.modality == "text":
