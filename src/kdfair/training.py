@@ -276,6 +276,8 @@ def fit_many(
             z_teacher = teacher(x, index) if teacher is not None else None
             for run in active:
                 _step(run, x, y, z_teacher, stats[id(run)], device, speed.amp)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # steps run ahead of the host: time the GPU's work
         seconds = time.perf_counter() - started
         for run in active:
             _end_epoch(

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from kdfair.data.trifeature import load_trifeature
+from kdfair.errors import KdfairError
 from kdfair.models.lenet import lenet5
 from kdfair.training import Schedule, Speed, fit, lr_factor, resolve_device, scaled_milestones
 
@@ -29,10 +30,10 @@ def tiny_data(tmp_path_factory):
     )
 
 
-def _train(data, epochs, checkpoint=None):
+def _train(data, epochs, checkpoint=None, speed=Speed(), lr=0.05):
     torch.manual_seed(0)
     model = lenet5(10, image_size=16)
-    optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)
+    optimizer = partial(torch.optim.SGD, lr=lr, momentum=0.9)
     history = fit(
         model,
         data,
@@ -41,8 +42,31 @@ def _train(data, epochs, checkpoint=None):
         seed=1,
         device=torch.device("cpu"),
         checkpoint=checkpoint,
+        speed=speed,
     )
     return model, history
+
+
+def test_channels_last_trains_the_same_model(tiny_data):
+    plain, _ = _train(tiny_data, 2)
+    nhwc, _ = _train(tiny_data, 2, speed=Speed(channels_last=True))
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(nhwc.state_dict()[key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_a_compiled_model_trains_alike_and_saves_plain_weights(tiny_data):
+    plain, _ = _train(tiny_data, 2)
+    compiled, _ = _train(tiny_data, 2, speed=Speed(compile=True))
+    assert compiled.state_dict().keys() == plain.state_dict().keys()  # no _orig_mod. prefix
+    for key, value in plain.state_dict().items():
+        torch.testing.assert_close(compiled.state_dict()[key], value, rtol=1e-3, atol=1e-4)
+
+
+def test_a_diverging_run_stops_with_advice_instead_of_saving_nan_weights(tiny_data, tmp_path):
+    ckpt = tmp_path / "train.ckpt"
+    with pytest.raises(KdfairError, match="Training diverged; lower the learning rate"):
+        _train(tiny_data, 2, checkpoint=ckpt, lr=1e12)
+    assert not ckpt.exists()  # no checkpoint of the diverged epoch
 
 
 def test_resuming_from_a_checkpoint_equals_an_uninterrupted_run(tiny_data, tmp_path):
