@@ -147,10 +147,14 @@ def speed_flag(setting, device: torch.device, applies: bool) -> bool:
 
 
 def resolve_speed(settings: DictConfig, device: torch.device, amp: bool, data) -> Speed:
-    """The `speed` config as a `Speed`: channels_last defaults on for image models on CUDA."""
+    """The `speed` config as a `Speed`: channels_last defaults on for image models (faster on
+    CUDA and on CPU alike; benchmarks/RESULTS.md)."""
+    channels_last = str(settings.channels_last)
     return Speed(
         amp=amp,
-        channels_last=speed_flag(settings.channels_last, device, data.modality == "image"),
+        channels_last=data.modality == "image"
+        if channels_last == "auto"
+        else channels_last.lower() == "true",
         compile=bool(settings.compile),
     )
 

@@ -1,5 +1,6 @@
 """DDP's data split, checked without a process group: ranks' batches make up the one-process
-batches exactly (same images, same augmentation), as DistributedSampler would split them."""
+batches exactly (same images, same augmentation), as DistributedSampler would split them; and
+the GPU-resident training split, which must give the CPU's batches."""
 
 from __future__ import annotations
 
@@ -99,3 +100,19 @@ def test_a_multi_task_slurm_job_becomes_torchrun_ranks(monkeypatch):
     export_slurm_ranks()
     assert (environ["RANK"], environ["WORLD_SIZE"], environ["LOCAL_RANK"]) == ("5", "8", "1")
     assert environ["MASTER_ADDR"] == "gpu07"  # the job's first node hosts the rendezvous
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_training_split_on_the_gpu_gives_the_cpu_batches():
+    data = _bundle(96, Augmentation(4, True))
+    cuda = torch.device("cuda")
+    on_gpu = data.train_on(cuda)
+    assert on_gpu.train.images.device.type == "cuda"
+    for (x, y, i), (xg, yg, ig) in zip(
+        data.train_batches(32, seed=0, epoch=2, device=CPU),
+        on_gpu.train_batches(32, seed=0, epoch=2, device=cuda),
+        strict=True,
+    ):
+        assert torch.equal(i, ig) and torch.equal(y, yg.cpu())
+        torch.testing.assert_close(xg.cpu(), x)  # cut, augmented and normalised on the GPU

@@ -30,7 +30,7 @@ def tiny_data(tmp_path_factory):
     )
 
 
-def _train(data, epochs, checkpoint=None, speed=Speed(), lr=0.05):
+def _train(data, epochs, checkpoint=None, speed: Speed | None = None, lr=0.05):
     torch.manual_seed(0)
     model = lenet5(10, image_size=16)
     optimizer = partial(torch.optim.SGD, lr=lr, momentum=0.9)
@@ -42,7 +42,7 @@ def _train(data, epochs, checkpoint=None, speed=Speed(), lr=0.05):
         seed=1,
         device=torch.device("cpu"),
         checkpoint=checkpoint,
-        speed=speed,
+        speed=speed or Speed(),
     )
     return model, history
 
