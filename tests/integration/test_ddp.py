@@ -88,3 +88,30 @@ def test_a_batch_that_cannot_split_over_the_processes_is_refused(tmp_path, data_
     assert result.returncode != 0
     assert "dataset.batch_size=51 does not split over 2 processes" in result.stderr
     assert not (tmp_path / "outputs" / "models").exists()  # refused before any training
+
+
+def test_two_processes_train_the_text_models(tmp_path):
+    """BERT -> DistilBERT under DDP: every parameter of the [CLS] classifiers gets a gradient
+    (DDP fails on unused ones) and token batches split like image batches."""
+    from ..fixtures.text import write_hatexplain, write_tiny_models, write_tokenizer
+
+    write_hatexplain(tmp_path / "data", n=90)
+    models = write_tiny_models(tmp_path / "models")
+    tokenizer = write_tokenizer(tmp_path / "tokenizer")
+    result = run_kdfair_torchrun(
+        tmp_path,
+        tmp_path / "data",
+        2,
+        "train",
+        "+experiment=hatexplain_bert_distilbert",
+        "+debug=smoke",
+        f"teacher.source={models['bert']}",
+        f"student.source={models['distilbert']}",
+        f"dataset.tokenizer={tokenizer}",
+        "dataset.max_length=16",
+        "distill.temperature=2",
+    )
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "outputs" / "hatexplain_bert_distilbert" / "results.csv")
+    assert table["role"].tolist() == ["teacher", "student", "distilled"]
+    assert table["accuracy"].between(0, 1).all()
