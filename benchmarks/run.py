@@ -160,7 +160,8 @@ def kdfair_speed(device) -> Speed:
 def kdfair_epoch_seconds(runs, data, device, epochs: int) -> list[float]:
     """Seconds of each epoch after the first (the warm-up) of kdfair's `fit_many` training
     `runs` together: its whole step (batch cut and augmented, teacher forward, student step)."""
-    from kdfair.training import Schedule, fit_many
+    from kdfair.schedule import Schedule
+    from kdfair.training import fit_many
 
     optimizer = partial(torch.optim.SGD, lr=0.1, momentum=0.9, weight_decay=1e-3)
     fit_many(
@@ -289,7 +290,8 @@ def fused_sweep(device) -> list[tuple[str, float, float]]:
     """One augmented epoch of a 10-temperature ResNet-20 -> LeNet-5 Trifeature sweep (2,000
     images): the students fused (one teacher forward per batch) against trained one by one."""
     from kdfair.data.trifeature import load_trifeature
-    from kdfair.training import Distillation, Run, Schedule, fit_many
+    from kdfair.schedule import Schedule
+    from kdfair.training import Distillation, Run, fit_many
 
     temperatures = [float(t) for t in range(1, 11)]
     with tempfile.TemporaryDirectory() as tmp:

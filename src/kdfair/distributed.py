@@ -72,9 +72,9 @@ def setup(device: torch.device) -> torch.device:
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, timeout=COLLECTIVE_TIMEOUT)
-        if rank() > 0:  # one rank speaks; the others only warn
-            logging.getLogger().setLevel(logging.WARNING)
         log.info("DDP: %d processes (%s), batches split across them", world_size(), backend)
+    if rank() > 0:  # one rank speaks, the others only warn (again each job: hydra resets logging)
+        logging.getLogger().setLevel(logging.WARNING)
     return device
 
 

@@ -37,6 +37,7 @@ from kdfair.metrics.columns import metric_columns
 from kdfair.metrics.individual import Neighbourhood, input_embedding
 from kdfair.predict import Predictions, predict
 from kdfair.results import append_results
+from kdfair.schedule import Schedule, scaled_milestones
 from kdfair.store import (
     ModelStore,
     StoredModel,
@@ -46,15 +47,7 @@ from kdfair.store import (
     write_json,
     write_text,
 )
-from kdfair.training import (
-    Distillation,
-    Run,
-    Schedule,
-    Speed,
-    fit_many,
-    resolve_device,
-    scaled_milestones,
-)
+from kdfair.training import Distillation, Run, Speed, fit_many, resolve_device
 from kdfair.validate import temperatures, validate
 
 log = logging.getLogger(__name__)

@@ -31,44 +31,10 @@ from kdfair import distributed
 from kdfair.data import DataBundle
 from kdfair.errors import KdfairError
 from kdfair.losses import kd_loss
+from kdfair.schedule import Schedule, per_step_factor
 from kdfair.store import torch_save
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """Epochs, batch size and the learning-rate factor of each epoch (see `lr_factor`)."""
-
-    epochs: int
-    batch_size: int
-    milestones: tuple[int, ...]
-    gamma: float = 0.1
-    kind: str = "step"  # step, cosine or linear
-    warmup_epochs: float = 0
-
-
-def lr_factor(schedule: Schedule, epoch: float) -> float:
-    """Multiplier of the base lr at `epoch` (0-based, fractional within an epoch).
-
-    warm-up (epoch < W):  0.01 + 0.99 * epoch / W
-    step:                 gamma ** (number of milestones <= epoch)
-    cosine:               (1 + cos(pi * (epoch - W) / (epochs - W))) / 2
-    linear:               (epochs - epoch) / (epochs - W)
-    """
-    w = schedule.warmup_epochs
-    if epoch < w:
-        return 0.01 + 0.99 * epoch / w
-    progress = (epoch - w) / max(1e-9, schedule.epochs - w)
-    if schedule.kind == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
-    if schedule.kind == "linear":
-        return max(0.0, 1.0 - progress)
-    return schedule.gamma ** sum(epoch >= m for m in schedule.milestones)
-
-
-def _per_step(schedule: Schedule, steps_per_epoch: int, step: int) -> float:
-    return lr_factor(schedule, step / steps_per_epoch)
 
 
 @dataclass
@@ -79,16 +45,6 @@ class Distillation:
     temperature: float
     alpha: float
     t_squared: bool = False
-
-
-def scaled_milestones(milestones, epochs: int, reference_epochs: int) -> tuple[int, ...]:
-    """Milestones given for `reference_epochs` moved proportionally to a run of `epochs`.
-
-    The paper's 30/60/90 of 100 epochs become 3/6/9 of 10; milestones that would land on epoch 0
-    or past the end are dropped.
-    """
-    scaled = (round(m * epochs / reference_epochs) for m in milestones)
-    return tuple(sorted({m for m in scaled if 0 < m < epochs}))
 
 
 def autocast(device: torch.device, amp: bool):
@@ -244,7 +200,7 @@ def fit_many(
         _prepare(run, device, speed)
         run.optimizer = make_optimizer(run.model.parameters())
         run.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            run.optimizer, partial(_per_step, schedule, steps_per_epoch)
+            run.optimizer, partial(per_step_factor, schedule, steps_per_epoch)
         )
         _resume(run, device, schedule.epochs)
     distributed.seed_this_rank(seed)

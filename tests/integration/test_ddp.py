@@ -68,17 +68,21 @@ def test_two_processes_train_the_models_one_process_trains(tmp_path, data_root, 
     assert np.allclose(table_ddp["accuracy"], table_alone["accuracy"])
 
 
-def test_two_processes_with_a_batchnorm_teacher_write_every_file_once(tmp_path, data_root):
-    result = run_kdfair_torchrun(tmp_path, data_root, 2, "train", "+debug=smoke")
+def test_a_sweep_under_torchrun_with_a_batchnorm_teacher_writes_every_file_once(
+    tmp_path, data_root
+):
+    result = run_kdfair_torchrun(
+        tmp_path, data_root, 2, "train", "-m", "+debug=smoke", "distill.temperature=4", "seed=0,1"
+    )
     assert result.returncode == 0, result.stderr
     stored = _stored(tmp_path)
-    assert len(stored) == 5  # teacher, student, distilled at the demo's T = 1, 4, 10
+    assert len(stored) == 6  # per seed: teacher, student, distilled
     for folder in stored.values():
         assert sorted(p.name for p in folder.iterdir()) == sorted(REQUIRED_FILES)  # no ckpt/tmp
     table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv")
-    assert len(table) == 5
-    assert len(list((tmp_path / "outputs" / "demo").rglob(".hydra"))) == 1  # rank 0's config
-    assert result.stderr.count("Results of this job") == 1  # one rank speaks
+    assert len(table) == 6 and table["model_key"].is_unique
+    assert len(list((tmp_path / "outputs" / "demo").rglob(".hydra"))) == 2  # rank 0's, per job
+    assert result.stderr.count("Results of this job") == 2  # one rank speaks, in every job
 
 
 def test_a_batch_that_cannot_split_over_the_processes_is_refused(tmp_path, data_root):

@@ -6,7 +6,8 @@ import torch
 from kdfair.data.trifeature import load_trifeature
 from kdfair.errors import KdfairError
 from kdfair.models.lenet import lenet5
-from kdfair.training import Schedule, Speed, fit, lr_factor, resolve_device, scaled_milestones
+from kdfair.schedule import Schedule, lr_factor, scaled_milestones
+from kdfair.training import Speed, fit, resolve_device
 
 
 @pytest.mark.parametrize(
