@@ -98,9 +98,10 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     distilled = job.get_or_train_distilled(teacher, temperatures(cfg))
 
     models = [teacher, student, *distilled]
-    neighbourhood = job.neighbourhood(teacher)
+    reference = job.reference_teacher(teacher)  # may train one: every DDP rank takes part
     if not distributed.is_main():
-        return pd.DataFrame()  # rank 0 writes the rows
+        return pd.DataFrame()  # rank 0 measures and writes the rows
+    neighbourhood = job.neighbourhood(reference)
     rows = [result_row(cfg, m, teacher, data.num_classes, neighbourhood) for m in models]
     results_path = Path(cfg.paths.experiment) / "results.csv"
     append_results(results_path, rows)
@@ -325,7 +326,19 @@ class _Job:
         )
         write_json(folder / "metrics.json", metrics)
 
-    def neighbourhood(self, teacher: TrainedModel) -> Neighbourhood | None:
+    def reference_teacher(self, teacher: TrainedModel) -> TrainedModel | None:
+        """The teacher whose features define individual fairness's neighbourhoods: that of seed
+        `eval.individual.reference_seed`, whatever this job's seed (None when not needed)."""
+        settings = self.cfg.eval.individual
+        if not settings.enabled or settings.space != "teacher":
+            return None
+        if teacher.spec["seed"] == settings.reference_seed:
+            return teacher
+        return self.get_or_train(
+            "teacher", self.cfg.teacher, self.cfg.teacher_optim, int(settings.reference_seed)
+        )
+
+    def neighbourhood(self, reference: TrainedModel | None) -> Neighbourhood | None:
         """The pairs individual fairness is measured on, shared by every model of the experiment."""
         settings = self.cfg.eval.individual
         if not settings.enabled:
@@ -341,15 +354,8 @@ class _Job:
                 dim=int(settings.projection_dim),
                 seed=int(settings.seed),
             )
-        else:  # the penultimate features of one reference teacher, whatever this job's seed
-            if teacher.spec["seed"] != settings.reference_seed:
-                teacher = self.get_or_train(
-                    "teacher",
-                    self.cfg.teacher,
-                    self.cfg.teacher_optim,
-                    int(settings.reference_seed),
-                )
-            embedding = Predictions.load(teacher.entry.predictions_path).embedding
+        else:  # the penultimate features of the reference teacher
+            embedding = Predictions.load(reference.entry.predictions_path).embedding
         if settings.pairs == "knn":
             return Neighbourhood.knn(
                 embedding, k=min(int(settings.k), len(embedding) - 1), metric=settings.metric

@@ -124,6 +124,18 @@ def test_teacher_seed_pins_one_teacher_for_every_student_seed(tmp_path, data_roo
     assert distilled["seed"].tolist() == [0, 1] and distilled["teacher_key"].nunique() == 1
 
 
+def test_individual_fairness_of_a_seed_1_job_uses_the_seed_0_teachers_neighbourhoods(
+    tmp_path, data_root
+):
+    result = run_kdfair(tmp_path, data_root, "train", *SMOKE, "distill.temperature=4", "seed=1")
+    assert result.returncode == 0, result.stderr
+    assert "teacher resnet20 seed=0: training into" in result.stderr  # the reference teacher
+    table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv")
+    assert table["seed"].tolist() == [1, 1, 1]  # its rows are this job's models only
+    assert table["individual_fairness"].notna().all()
+    assert len(list((tmp_path / "outputs" / "models").glob("*/metrics.json"))) == 4
+
+
 def test_fused_and_separate_distillation_store_the_same_models(tmp_path, data_root):
     runs = {}
     for fused in ("true", "false"):
