@@ -242,6 +242,8 @@ def resnet_kd(device) -> list[tuple[str, float, float]]:
             data = data.train_on(device)
         torch.manual_seed(0)
         teacher = resnet56(10).to(device).eval().requires_grad_(False)
+        plain_teacher = resnet56(10).to(device).eval().requires_grad_(False)
+        plain_teacher.load_state_dict(teacher.state_dict())  # stays NCHW: kdfair converts its own
 
         seconds = kdfair_epoch_seconds(
             [Run(resnet20(10), Distillation(teacher, 4.0, 0.8))], data, device, epochs
@@ -252,7 +254,7 @@ def resnet_kd(device) -> list[tuple[str, float, float]]:
         dataset = torchvision_cifar10(tmp, data.mean, data.std)
         for workers in sorted({0, min(8, os.cpu_count() or 1)}):
             seconds = plain_kd_epoch_seconds(
-                dataset, teacher, resnet20(10), device, epochs, workers
+                dataset, plain_teacher, resnet20(10), device, epochs, workers
             )
             rows.append(
                 (

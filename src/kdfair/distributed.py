@@ -119,9 +119,24 @@ def from_main(compute: Callable[[], T]) -> T:
     return result
 
 
-def barrier() -> None:
-    if world_size() > 1:
-        dist.barrier()
+def main_first(compute: Callable[[], T]) -> T:
+    """`compute()` on rank 0, then on the other ranks: for work that fills a shared folder
+    (a download, a dataset cache) once. If rank 0 fails, every rank raises its error."""
+    if world_size() == 1:
+        return compute()
+    if is_main():
+        try:
+            result = compute()
+        except Exception as e:
+            dist.broadcast_object_list([e], src=0)
+            raise
+        dist.broadcast_object_list([None], src=0)
+        return result
+    box: list = [None]
+    dist.broadcast_object_list(box, src=0)
+    if box[0] is not None:
+        raise box[0]
+    return compute()
 
 
 def shard_positions(n: int, rank: int, world_size: int) -> torch.Tensor:
@@ -138,29 +153,37 @@ def contiguous_shard(n: int) -> torch.Tensor:
 
 
 def gather_rows(rows: torch.Tensor) -> torch.Tensor:
-    """Every rank's `rows` (any number of rows, same trailing shape) concatenated in rank order,
-    on every rank."""
+    """Every rank's `rows` concatenated in rank order, on every rank. Ranks may hold any number
+    of rows, none included (a test split smaller than the number of processes); the trailing
+    shape and dtype are taken from the ranks that have rows."""
     if world_size() == 1:
         return rows
-    device = rows.device
-    if dist.get_backend() == "nccl":
-        rows = rows.to(torch.device("cuda", torch.cuda.current_device()))
-    counts = [torch.zeros(1, dtype=torch.int64, device=rows.device) for _ in range(world_size())]
-    dist.all_gather(counts, torch.tensor([len(rows)], device=rows.device))
-    longest = int(max(c.item() for c in counts))
-    padded = torch.zeros((longest, *rows.shape[1:]), dtype=rows.dtype, device=rows.device)
-    padded[: len(rows)] = rows
-    parts = [torch.empty_like(padded) for _ in counts]
+    layouts: list = [None] * world_size()
+    dist.all_gather_object(layouts, (len(rows), tuple(rows.shape[1:]), rows.dtype))
+    filled = [layout for layout in layouts if layout[0] > 0]
+    if not filled:
+        return rows
+    _, trailing, dtype = filled[0]
+    longest = max(count for count, _, _ in layouts)
+    on = torch.device("cuda", torch.cuda.current_device()) if _nccl() else torch.device("cpu")
+    padded = torch.zeros((longest, *trailing), dtype=dtype, device=on)
+    if len(rows):
+        padded[: len(rows)] = rows.to(on, dtype)
+    parts = [torch.empty_like(padded) for _ in layouts]
     dist.all_gather(parts, padded)
-    return torch.cat([p[: int(c.item())] for p, c in zip(parts, counts, strict=True)]).to(device)
+    gathered = torch.cat([part[:count] for part, (count, _, _) in zip(parts, layouts, strict=True)])
+    return gathered.to(rows.device)
+
+
+def _nccl() -> bool:
+    return dist.get_backend() == "nccl"
 
 
 def sum_across(values: list[float]) -> list[float]:
     """Element-wise sum of `values` over ranks."""
     if world_size() == 1:
         return list(values)
-    device = "cuda" if dist.get_backend() == "nccl" else "cpu"
-    total = torch.tensor(values, dtype=torch.float64, device=device)
+    total = torch.tensor(values, dtype=torch.float64, device="cuda" if _nccl() else "cpu")
     dist.all_reduce(total)
     return total.tolist()
 

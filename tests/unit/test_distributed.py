@@ -5,6 +5,7 @@ the GPU-resident training split, which must give the CPU's batches."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +16,12 @@ from kdfair.data.transforms import Augmentation
 from kdfair.distributed import (
     contiguous_shard,
     export_slurm_ranks,
+    from_main,
+    gather_rows,
     local_batch_size,
+    main_first,
     shard_positions,
+    sum_across,
 )
 from kdfair.errors import KdfairError
 
@@ -116,3 +121,41 @@ def test_a_training_split_on_the_gpu_gives_the_cpu_batches():
     ):
         assert torch.equal(i, ig) and torch.equal(y, yg.cpu())
         torch.testing.assert_close(xg.cpu(), x)  # cut, augmented and normalised on the GPU
+
+
+def _collectives(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    """One gloo rank of `test_collectives_across_two_processes`."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        flag = Path(out_dir) / "main-was-first"
+        rows = torch.arange(6.0).reshape(3, 2) + 10 * rank
+        out = {
+            # rank 0 has nothing to send (a test split smaller than the number of processes),
+            # not even the row shape; rank 1 has three rows
+            "gathered": gather_rows(rows if rank else torch.zeros(0)),
+            "sum": sum_across([rank + 1.0, 2.0]),
+            "from_main": from_main(lambda: f"decided by rank {rank}"),
+            "main_first": main_first(lambda: flag.touch() if rank == 0 else flag.exists()),
+        }
+        try:
+            from_main(lambda: (_ for _ in ()).throw(KdfairError(f"only rank {rank} saw this")))
+        except KdfairError as e:
+            out["error"] = str(e)
+        torch.save(out, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_collectives_across_two_processes(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_collectives, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    for rank in (0, 1):
+        out = torch.load(tmp_path / f"rank{rank}.pt")
+        assert torch.equal(out["gathered"], torch.arange(6.0).reshape(3, 2) + 10)
+        assert out["sum"] == [3.0, 4.0]
+        assert out["from_main"] == "decided by rank 0"
+        assert out["error"] == "only rank 0 saw this"  # raised on every rank, not only rank 0
+    assert torch.load(tmp_path / "rank1.pt")["main_first"] is True  # rank 0 had finished
