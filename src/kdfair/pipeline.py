@@ -90,6 +90,10 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         data = data.train_on(device)  # uint8 on the GPU: batches cut and augmented there
     store = ModelStore(cfg.paths.models)
     common = {"dataset": dataset_spec(cfg.dataset), "batch_size": int(cfg.dataset.batch_size)}
+    if distributed.world_size() > 1:
+        # BatchNorm statistics (per process) and streamed augmentation (seeded per process)
+        # depend on the process count: a DDP-trained model is not the one-process model.
+        common["processes"] = distributed.world_size()
     job = _Job(cfg, data, store, device, speed, common)
 
     teacher_seed = cfg.seed if cfg.distill.teacher_seed is None else cfg.distill.teacher_seed

@@ -54,18 +54,19 @@ def test_two_processes_train_the_models_one_process_trains(tmp_path, data_root, 
     result = run_kdfair_torchrun(ddp, data_root, 2, *EQUAL_RUN, *augmentation)
     assert result.returncode == 0, result.stderr
 
-    single, distributed = _stored(alone), _stored(ddp)
-    assert sorted(distributed) == sorted(single) and len(single) == 4  # same keys
-    for key, folder in single.items():
-        a = np.load(folder / "predictions.npz")
-        b = np.load(distributed[key] / "predictions.npz")
-        np.testing.assert_allclose(b["logits"], a["logits"], atol=1e-4, err_msg=key)
-        assert len(b["y_pred"]) == 101 and np.array_equal(b["y_true"], a["y_true"])
-        assert json.loads((distributed[key] / "metrics.json").read_text())["processes"] == 2
     table_alone = pd.read_csv(alone / "outputs" / "demo" / "results.csv")
     table_ddp = pd.read_csv(ddp / "outputs" / "demo" / "results.csv")
     assert len(table_ddp) == 4 and table_ddp["model_key"].is_unique  # rank 0 alone writes rows
     assert np.allclose(table_ddp["accuracy"], table_alone["accuracy"])
+    single, distributed = _stored(alone), _stored(ddp)
+    assert len(distributed) == len(single) == 4
+    for key_alone, key_ddp in zip(table_alone["model_key"], table_ddp["model_key"], strict=True):
+        assert key_alone != key_ddp  # the process count is part of a model's identity
+        a = np.load(single[key_alone] / "predictions.npz")
+        b = np.load(distributed[key_ddp] / "predictions.npz")
+        np.testing.assert_allclose(b["logits"], a["logits"], atol=1e-4, err_msg=key_ddp)
+        assert len(b["y_pred"]) == 101 and np.array_equal(b["y_true"], a["y_true"])
+        assert json.loads((distributed[key_ddp] / "metrics.json").read_text())["processes"] == 2
 
 
 def test_a_sweep_under_torchrun_with_a_batchnorm_teacher_writes_every_file_once(
@@ -82,7 +83,8 @@ def test_a_sweep_under_torchrun_with_a_batchnorm_teacher_writes_every_file_once(
     table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv")
     assert len(table) == 6 and table["model_key"].is_unique
     assert len(list((tmp_path / "outputs" / "demo").rglob(".hydra"))) == 2  # rank 0's, per job
-    assert result.stderr.count("Results of this job") == 2  # one rank speaks, in every job
+    assert result.stderr.count("Results of this job") == 2  # rank 0's summary, once per job
+    assert result.stderr.count(": training into") == 6  # rank 1 stays quiet in every job
 
 
 def test_a_batch_that_cannot_split_over_the_processes_is_refused(tmp_path, data_root):
