@@ -84,7 +84,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     device, amp = resolve_device(str(cfg.device), cfg.amp)
     device = distributed.setup(device)  # under torchrun: this rank's device, process group joined
     distributed.local_batch_size(int(cfg.dataset.batch_size))  # fails early if it cannot split
-    data = build_dataset(cfg.dataset)
+    data = distributed.main_first(lambda: build_dataset(cfg.dataset))  # one download, one cache
     speed = resolve_speed(cfg.speed, device, amp, data)
     if speed_flag(cfg.speed.data_on_device, device, isinstance(data.train, Split)):
         data = data.train_on(device)  # uint8 on the GPU: batches cut and augmented there
@@ -305,8 +305,12 @@ class _Job:
             batch_size=int(self.cfg.eval.batch_size),
             with_embedding=role == "teacher",
         )
-        if not distributed.is_main():
-            return
+        # Rank 0 writes; a failure there (a full disk) is raised on every rank, none left waiting.
+        distributed.from_main(
+            lambda: self._write_files(folder, spec, role, run, predictions, seconds)
+        )
+
+    def _write_files(self, folder, spec, role, run, predictions, seconds) -> None:
         predictions.save(folder / "predictions.npz")
         metrics = {
             "accuracy": accuracy(predictions.y_true, predictions.y_pred),
@@ -401,9 +405,19 @@ def _instantiate(node: dict, what: str, group: str):
 
 
 def load_model(entry: StoredModel, arch: dict) -> torch.nn.Module:
+    """A stored model, rebuilt from its architecture and weights. Under DDP rank 0 reads the file
+    and sends the weights (a file just written may not yet be visible on other nodes)."""
+
+    def read() -> dict:
+        try:
+            return entry.load_checkpoint()["state_dict"]
+        except Exception as e:
+            raise corrupt_entry(entry.folder, f"model.pt: {e}") from e
+
+    state = distributed.from_main(read)
     model = build_model(arch)
     try:
-        model.load_state_dict(entry.load_checkpoint()["state_dict"])
+        model.load_state_dict(state)
     except Exception as e:
         raise corrupt_entry(entry.folder, f"model.pt: {e}") from e
     return model

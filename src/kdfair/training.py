@@ -202,7 +202,7 @@ def fit_many(
         run.scheduler = torch.optim.lr_scheduler.LambdaLR(
             run.optimizer, partial(per_step_factor, schedule, steps_per_epoch)
         )
-        _resume(run, device, schedule.epochs)
+        _resume(run, schedule.epochs)
     distributed.seed_this_rank(seed)
     distilling = runs[0].distillation
     teacher = (
@@ -261,26 +261,44 @@ def _prepare(run: Run, device: torch.device, speed: Speed) -> None:
     run.forward = torch.compile(forward) if speed.compile else forward
 
 
-def _resume(run: Run, device: torch.device, epochs: int) -> None:
-    if run.checkpoint is None or not run.checkpoint.exists():
+def _resume(run: Run, epochs: int) -> None:
+    """Continue `run` from its checkpoint, if one exists (under DDP rank 0 reads it and sends it:
+    every rank resumes from the same state, even where another node cannot see the file yet)."""
+    if run.checkpoint is None:
+        return
+    checkpoint = run.checkpoint
+
+    def read() -> dict | None:
+        if not checkpoint.exists():
+            return None
+        try:
+            return torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise _unreadable(checkpoint, e) from e
+
+    state = distributed.from_main(read)
+    if state is None:
         return
     try:
-        state = torch.load(run.checkpoint, map_location=device, weights_only=True)
         run.model.load_state_dict(state["model"])
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
     except Exception as e:
-        raise KdfairError(
-            f"The resume checkpoint {run.checkpoint} cannot be loaded ({e}). Delete it to restart "
-            "this model's training from epoch 0."
-        ) from e
+        raise _unreadable(checkpoint, e) from e
     run.history, run.start_epoch = list(state["history"]), int(state["epoch"])
     log.info(
         "%s: resuming after epoch %d/%d from %s",
         run.description,
         run.start_epoch,
         epochs,
-        run.checkpoint,
+        checkpoint,
+    )
+
+
+def _unreadable(checkpoint: Path, error: Exception) -> KdfairError:
+    return KdfairError(
+        f"The resume checkpoint {checkpoint} cannot be loaded ({error}). Delete it to restart "
+        "this model's training from epoch 0."
     )
 
 
@@ -360,17 +378,16 @@ def _end_epoch(
         f", test acc {row['test_accuracy']:.4f}" if "test_accuracy" in row else "",
         seconds,
     )
-    if run.checkpoint is not None and distributed.is_main():
-        torch_save(
-            {
-                "epoch": epoch + 1,
-                "model": run.model.state_dict(),
-                "optimizer": run.optimizer.state_dict(),
-                "scheduler": run.scheduler.state_dict(),
-                "history": run.history,
-            },
-            run.checkpoint,
-        )
+    if run.checkpoint is not None:
+        state = {
+            "epoch": epoch + 1,
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "history": run.history,
+        }
+        # Rank 0 writes; a failure there is raised on every rank, none left waiting.
+        distributed.from_main(lambda: torch_save(state, run.checkpoint))
 
 
 def resolve_device(device: str, amp) -> tuple[torch.device, bool]:
