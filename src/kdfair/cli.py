@@ -69,8 +69,13 @@ def train(overrides: list[str]) -> int:
             log.error("kdfair: error: %s", e)  # to stderr and to the run's log file
             sys.exit(2)
 
-    if int(os.environ.get("RANK", "0")) > 0:  # a torchrun rank other than 0
-        overrides = [*overrides, "hydra.output_subdir=null"]  # rank 0 records the config
+    if int(os.environ.get("RANK", "0")) > 0:  # a torchrun rank other than 0: rank 0 records
+        # the config and keeps the log file; this rank logs (warnings only) to the console
+        overrides = [
+            *overrides,
+            "hydra.output_subdir=null",
+            "hydra.job_logging.root.handlers=[console]",
+        ]
     sys.argv = ["kdfair train", *overrides]
     _train()
     return 0

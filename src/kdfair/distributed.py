@@ -4,9 +4,11 @@
 of the submitit launcher with N tasks; see `export_slurm_ranks`). Each copy (rank):
 - joins the process group (NCCL on CUDA, gloo on CPU) and trains on its own GPU, cuda:LOCAL_RANK;
 - draws the same epoch order and takes every N-th position of it (DistributedSampler's split) in
-  batches of batch_size / N, so the N ranks together see exactly the batches one process would,
-  and DistributedDataParallel averages their gradients: one step equals one single-process step
-  (up to float rounding, and BatchNorm statistics, which are per rank);
+  batches of batch_size / N, so the N ranks together see the batches one process would (the last
+  one padded with up to N-1 repeats when N does not divide the split, as DistributedSampler
+  pads), and DistributedDataParallel averages their gradients: one step equals one
+  single-process step up to float rounding and BatchNorm statistics, which are per rank (so the
+  process count is part of a model's key);
 - evaluates and predicts a contiguous shard of the test set; the shards are gathered, so every
   rank holds the whole predictions.
 Only rank 0 writes files (model store, results.csv) and logs below WARNING. Whether a model is

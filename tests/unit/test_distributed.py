@@ -72,6 +72,26 @@ def test_two_ranks_batches_together_are_the_one_process_batches(augmentation):
         assert torch.equal(torch.cat([y0, y1])[order], y[index.argsort()])
 
 
+def test_a_split_that_does_not_divide_pads_the_last_batch_like_distributed_sampler():
+    data = _bundle(97, Augmentation(2, True))
+    alone = list(data.train_batches(32, seed=0, epoch=0, device=CPU))
+    ranks = [
+        list(data.train_batches(32, seed=0, epoch=0, device=CPU, rank=r, world_size=2))
+        for r in (0, 1)
+    ]
+    assert len(ranks[0]) == len(ranks[1]) == len(alone) == 4  # the same steps per epoch
+    for step in range(3):  # full batches: exactly the one-process batches
+        together = torch.cat([ranks[0][step][2], ranks[1][step][2]])
+        assert torch.equal(together.sort().values, alone[step][2].sort().values)
+    # The last: the one example left (position 96) plus the epoch's first example again
+    # (position 0, wrapped around), so both processes take one.
+    last_alone = alone[3][2]
+    first_of_epoch = alone[0][2][0]
+    (_, _, i0), (_, _, i1) = ranks[0][3], ranks[1][3]
+    assert len(last_alone) == 1 and i0.tolist() == last_alone.tolist()
+    assert i1.tolist() == [first_of_epoch.item()]
+
+
 def test_the_global_batch_must_split_evenly_between_processes(monkeypatch):
     monkeypatch.setattr("kdfair.distributed.world_size", lambda: 4)
     assert local_batch_size(128) == 32

@@ -51,16 +51,35 @@ def _train(data, epochs, checkpoint=None, speed: Speed | None = None, lr=0.05):
 def test_channels_last_trains_the_same_model(tiny_data):
     plain, _ = _train(tiny_data, 2)
     nhwc, _ = _train(tiny_data, 2, speed=Speed(channels_last=True))
+    kernels = [p for p in nhwc.parameters() if p.dim() == 4]
+    assert kernels and all(
+        k.is_contiguous(memory_format=torch.channels_last) and not k.is_contiguous()
+        for k in kernels
+    )  # the setting took effect
     for key, value in plain.state_dict().items():
         torch.testing.assert_close(nhwc.state_dict()[key], value, rtol=1e-4, atol=1e-5)
 
 
-def test_a_compiled_model_trains_alike_and_saves_plain_weights(tiny_data):
+def test_a_compiled_model_trains_alike_and_checkpoints_plain_weights(tiny_data, tmp_path):
+    from kdfair.training import Run, fit_many
+
     plain, _ = _train(tiny_data, 2)
-    compiled, _ = _train(tiny_data, 2, speed=Speed(compile=True))
-    assert compiled.state_dict().keys() == plain.state_dict().keys()  # no _orig_mod. prefix
+    torch.manual_seed(0)
+    run = Run(lenet5(10, image_size=16), checkpoint=tmp_path / "train.ckpt")
+    fit_many(
+        [run],
+        tiny_data,
+        partial(torch.optim.SGD, lr=0.05, momentum=0.9),
+        Schedule(2, 32, (2,)),
+        seed=1,
+        device=torch.device("cpu"),
+        speed=Speed(compile=True),
+    )
+    assert run.forward._orig_mod is run.model  # batches ran through the compiled module
+    saved = torch.load(tmp_path / "train.ckpt", weights_only=True)["model"]
+    assert saved.keys() == plain.state_dict().keys()  # no "_orig_mod." prefixes
     for key, value in plain.state_dict().items():
-        torch.testing.assert_close(compiled.state_dict()[key], value, rtol=1e-3, atol=1e-4)
+        torch.testing.assert_close(run.model.state_dict()[key], value, rtol=1e-3, atol=1e-4)
 
 
 def test_a_diverging_run_stops_with_advice_instead_of_saving_nan_weights(tiny_data, tmp_path):

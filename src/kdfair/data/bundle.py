@@ -128,8 +128,10 @@ class DataBundle:
 
         The order and each position's augmentation depend only on (seed, epoch). With several
         DDP processes, `rank` takes DistributedSampler's share of that order (every
-        `world_size`-th position) in batches of batch_size / world_size, so the processes'
-        batches together are the one-process batches, augmented identically.
+        `world_size`-th position, the order wrapped round to a multiple of world_size) in
+        batches of batch_size / world_size, so the processes' batches together are the
+        one-process batches, augmented identically (the last one plus up to world_size - 1
+        repeats). Streamed splits are augmented in DataLoader workers seeded per process.
         """
         generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.train), generator=generator)
