@@ -69,6 +69,16 @@ def train(overrides: list[str]) -> int:
             log.error("kdfair: error: %s", e)  # to stderr and to the run's log file
             sys.exit(2)
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and any(
+        a.startswith("hydra/launcher=") for a in overrides
+    ):
+        raise KdfairError(
+            "hydra/launcher=... cannot run under torchrun: torchrun's processes are one job's "
+            "ranks, and a launcher's workers would inherit their rank variables. Under torchrun "
+            "a sweep (-m) runs its jobs one after another, each on all processes; for jobs in "
+            "parallel, each on several GPUs, use hydra/launcher=slurm with "
+            "hydra.launcher.tasks_per_node=<GPUs per node> instead of torchrun."
+        )
     if int(os.environ.get("RANK", "0")) > 0:  # a torchrun rank other than 0: rank 0 records
         # the config and keeps the log file; this rank logs (warnings only) to the console
         overrides = [

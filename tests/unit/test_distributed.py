@@ -179,3 +179,12 @@ def test_collectives_across_two_processes(tmp_path):
         assert out["from_main"] == "decided by rank 0"
         assert out["error"] == "only rank 0 saw this"  # raised on every rank, not only rank 0
     assert torch.load(tmp_path / "rank1.pt")["main_first"] is True  # rank 0 had finished
+
+
+def test_a_hydra_launcher_under_torchrun_is_refused_with_the_alternative(monkeypatch, capsys):
+    from kdfair.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["train", "-m", "hydra/launcher=parallel", "seed=0,1"]) == 2
+    error = capsys.readouterr().err
+    assert "cannot run under torchrun" in error and "hydra/launcher=slurm" in error
