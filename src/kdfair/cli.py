@@ -88,6 +88,9 @@ def train(overrides: list[str]) -> int:
         ]
     sys.argv = ["kdfair train", *overrides]
     _train()
+    from kdfair import distributed
+
+    distributed.finish()  # under torchrun: every rank done, process group closed
     return 0
 
 

@@ -80,6 +80,16 @@ def setup(device: torch.device) -> torch.device:
     return device
 
 
+def finish() -> None:
+    """After a command's last job: meet the other ranks, then close the process group. A rank
+    that exits while another still holds its connections can abort in gloo's teardown. Only on
+    success: a rank exiting on an error of its own must exit at once, so torchrun stops the
+    others."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def world_size() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
 

@@ -103,10 +103,21 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
     models = [teacher, student, *distilled]
     reference = job.reference_teacher(teacher)  # may train one: every DDP rank takes part
-    if not distributed.is_main():
-        return pd.DataFrame()  # rank 0 measures and writes the rows
+    # Rank 0 measures and writes; the other ranks wait for it (and get its summary or error).
+    return distributed.from_main(lambda: record(cfg, job, models, teacher, reference))
+
+
+def record(
+    cfg: DictConfig,
+    job: _Job,
+    models: list[TrainedModel],
+    teacher: TrainedModel,
+    reference: TrainedModel | None,
+) -> pd.DataFrame:
+    """Measure every model of the job from its saved predictions, append the rows to
+    results.csv and log the one-screen summary."""
     neighbourhood = job.neighbourhood(reference)
-    rows = [result_row(cfg, m, teacher, data.num_classes, neighbourhood) for m in models]
+    rows = [result_row(cfg, m, teacher, job.data.num_classes, neighbourhood) for m in models]
     results_path = Path(cfg.paths.experiment) / "results.csv"
     append_results(results_path, rows)
     summary = pd.DataFrame(rows).drop(columns=SUMMARY_HIDDEN)
