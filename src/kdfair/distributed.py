@@ -20,6 +20,7 @@ Without torchrun (WORLD_SIZE unset or 1) every function here is the one-process 
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Callable
@@ -86,6 +87,7 @@ def finish() -> None:
     success: a rank exiting on an error of its own must exit at once, so torchrun stops the
     others."""
     if dist.is_initialized():
+        gc.collect()  # DDP wrappers of finished models hold the process group: release them
         dist.barrier()
         dist.destroy_process_group()
 

@@ -164,6 +164,7 @@ def _collectives(rank: int, world: int, init_file: str, out_dir: str) -> None:
         except KdfairError as e:
             out["error"] = str(e)
         torch.save(out, Path(out_dir) / f"rank{rank}.pt")
+        dist.barrier()  # neither rank closes its connections while the other still uses them
     finally:
         dist.destroy_process_group()
 
