@@ -99,23 +99,11 @@ def test_a_batch_that_cannot_split_over_the_processes_is_refused(tmp_path, data_
 def test_two_processes_train_the_text_models(tmp_path):
     """BERT -> DistilBERT under DDP: every parameter of the [CLS] classifiers gets a gradient
     (DDP fails on unused ones) and token batches split like image batches."""
-    from ..fixtures.text import write_hatexplain, write_tiny_models, write_tokenizer
+    from ..fixtures.text import tiny_hatexplain_experiment
 
-    write_hatexplain(tmp_path / "data", n=90)
-    models = write_tiny_models(tmp_path / "models")
-    tokenizer = write_tokenizer(tmp_path / "tokenizer")
+    experiment = tiny_hatexplain_experiment(tmp_path)
     result = run_kdfair_torchrun(
-        tmp_path,
-        tmp_path / "data",
-        2,
-        "train",
-        "+experiment=hatexplain_bert_distilbert",
-        "+debug=smoke",
-        f"teacher.source={models['bert']}",
-        f"student.source={models['distilbert']}",
-        f"dataset.tokenizer={tokenizer}",
-        "dataset.max_length=16",
-        "distill.temperature=2",
+        tmp_path, tmp_path / "data", 2, "train", *experiment, "distill.temperature=2"
     )
     assert result.returncode == 0, result.stderr
     table = pd.read_csv(tmp_path / "outputs" / "hatexplain_bert_distilbert" / "results.csv")

@@ -6,24 +6,14 @@ import pandas as pd
 import pytest
 
 from ..conftest import REPO
-from ..fixtures.text import write_hatexplain, write_tiny_models, write_tokenizer
+from ..fixtures.text import tiny_hatexplain_experiment
 from .cli_helpers import run_kdfair
 
 SHARED_REDDITBIAS = REPO.parent / "shared" / "data" / "redditbias"
 
 
 def test_hatexplain_bert_distilbert_end_to_end(tmp_path):
-    write_hatexplain(tmp_path / "data", n=90)
-    models = write_tiny_models(tmp_path / "models")
-    tokenizer = write_tokenizer(tmp_path / "tokenizer")
-    common = [
-        "+experiment=hatexplain_bert_distilbert",
-        "+debug=smoke",
-        f"teacher.source={models['bert']}",
-        f"student.source={models['distilbert']}",
-        f"dataset.tokenizer={tokenizer}",
-        "dataset.max_length=16",
-    ]
+    common = tiny_hatexplain_experiment(tmp_path)
     result = run_kdfair(
         tmp_path, tmp_path / "data", "train", "-m", *common, "distill.temperature=1,4", "seed=0,1"
     )
