@@ -69,7 +69,9 @@ def train(overrides: list[str]) -> int:
             log.error("kdfair: error: %s", e)  # to stderr and to the run's log file
             sys.exit(2)
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and any(
+    from kdfair import distributed
+
+    if distributed.launched_by_torchrun() and any(
         a.startswith("hydra/launcher=") for a in overrides
     ):
         raise KdfairError(
@@ -88,8 +90,6 @@ def train(overrides: list[str]) -> int:
         ]
     sys.argv = ["kdfair train", *overrides]
     _train()
-    from kdfair import distributed
-
     distributed.finish()  # under torchrun: every rank done, process group closed
     return 0
 

@@ -47,7 +47,7 @@ from kdfair.store import (
     write_json,
     write_text,
 )
-from kdfair.training import Distillation, Run, Speed, fit_many, resolve_device
+from kdfair.training import Distillation, Run, Speed, fit_many, resolve_device, switch
 from kdfair.validate import temperatures, validate
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,14 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     device = distributed.setup(device)  # under torchrun: this rank's device, process group joined
     distributed.local_batch_size(int(cfg.dataset.batch_size))  # fails early if it cannot split
     data = distributed.main_first(lambda: build_dataset(cfg.dataset))  # one download, one cache
-    speed = resolve_speed(cfg.speed, device, amp, data)
-    if speed_flag(cfg.speed.data_on_device, device, isinstance(data.train, Split)):
+    speed = Speed(
+        amp=amp,
+        # faster on CUDA and on CPU alike (benchmarks/RESULTS.md)
+        channels_last=switch(cfg.speed.channels_last, auto=data.modality == "image"),
+        compile=bool(cfg.speed.compile),
+    )
+    in_memory = isinstance(data.train, Split)
+    if switch(cfg.speed.data_on_device, auto=device.type == "cuda" and in_memory):
         data = data.train_on(device)  # uint8 on the GPU: batches cut and augmented there
     store = ModelStore(cfg.paths.models)
     common = {"dataset": dataset_spec(cfg.dataset), "batch_size": int(cfg.dataset.batch_size)}
@@ -146,26 +152,6 @@ def build_dataset(dataset_cfg: DictConfig) -> DataBundle:
             f"{data.num_classes} classes; fix dataset.num_classes."
         )
     return data
-
-
-def speed_flag(setting, device: torch.device, applies: bool) -> bool:
-    """An auto/true/false speed switch: auto means on for CUDA wherever it `applies`."""
-    if str(setting) == "auto":
-        return device.type == "cuda" and applies
-    return str(setting).lower() == "true"
-
-
-def resolve_speed(settings: DictConfig, device: torch.device, amp: bool, data) -> Speed:
-    """The `speed` config as a `Speed`: channels_last defaults on for image models (faster on
-    CUDA and on CPU alike; benchmarks/RESULTS.md)."""
-    channels_last = str(settings.channels_last)
-    return Speed(
-        amp=amp,
-        channels_last=data.modality == "image"
-        if channels_last == "auto"
-        else channels_last.lower() == "true",
-        compile=bool(settings.compile),
-    )
 
 
 def dataset_spec(dataset_cfg: DictConfig) -> dict:

@@ -395,5 +395,11 @@ def resolve_device(device: str, amp) -> tuple[torch.device, bool]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     resolved = torch.device(device)
-    use_amp = resolved.type == "cuda" if str(amp) == "auto" else str(amp).lower() == "true"
-    return resolved, use_amp
+    return resolved, switch(amp, auto=resolved.type == "cuda")
+
+
+def switch(setting, *, auto: bool) -> bool:
+    """An auto/true/false config switch (amp, speed.*): `auto` where it says auto."""
+    if str(setting) == "auto":
+        return auto
+    return str(setting).lower() == "true"
