@@ -1,4 +1,4 @@
-"""The knowledge-distillation objective, defined once (Hinton et al. 2015; PROTOCOL.md).
+"""The knowledge-distillation objective, defined once (Hinton et al. 2015; docs/protocol.md).
 
     L = alpha * s(T) * KL( softmax(z_t / T) || softmax(z_s / T) ) + (1 - alpha) * CE(z_s, y)
 

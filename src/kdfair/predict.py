@@ -1,6 +1,6 @@
 """Predict once, measure many: a model's test-set outputs as a `Predictions` record.
 
-Saved as predictions.npz (DESIGN.md section 4): y_true, y_pred, logits, index, attr_<name>,
+Saved as predictions.npz (docs/design.md section 4): y_true, y_pred, logits, index, attr_<name>,
 attr_<name>_labels and, optionally, embedding (the model's penultimate features; stored for
 teachers) and class_names (C,).
 """

@@ -8,7 +8,7 @@ epoch's batches depend only on (seed, epoch).
 
 Under torchrun the same loop trains data-parallel (`kdfair.distributed`): each process takes its
 share of every batch, DDP averages the gradients, and only rank 0 writes checkpoints. `Speed`
-holds the CUDA fast path's switches (DESIGN.md section 6).
+holds the CUDA fast path's switches (docs/design.md section 6).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ def _golden_inputs():
 
 
 def _reference(student, teacher, targets, temperature, alpha, t_squared):
-    """The formula of PROTOCOL.md written out with plain Python floats."""
+    """The formula of docs/protocol.md written out with plain Python floats."""
     soft = 0.0
     for zs, zt in zip(student.tolist(), teacher.tolist(), strict=True):
         ps = [math.exp(v / temperature) for v in zs]

@@ -1,4 +1,4 @@
-"""`kdfair analyze outputs/<experiment>`: every table, figure and report.md of DESIGN.md section 4.
+"""`kdfair analyze outputs/<experiment>`: every table, figure and report.md (docs/design.md, 4).
 
 Writes to outputs/<experiment>/analysis/: summary.csv, classwise_tests.csv,
 significant_classes.csv, disagreement_<a>_vs_<b>.csv, report.md and PNG figures. Every file is

@@ -1,4 +1,4 @@
-"""CelebA for group fairness (PROTOCOL.md): target Smiling, protected attributes Young and Male.
+"""CelebA for group fairness (docs/protocol.md): target Smiling, protected Young and Male.
 
 Layout (torchvision's): <root>/celeba/{img_align_celeba/, list_attr_celeba.txt,
 list_eval_partition.txt}. The official partition gives train (0) and test (2) splits. In the
