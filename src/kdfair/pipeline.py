@@ -12,12 +12,10 @@ This is the only module that calls hydra's instantiate: below it everything take
 from __future__ import annotations
 
 import logging
-import os
 import platform
 import re
 import subprocess
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -32,9 +30,9 @@ import kdfair
 from kdfair import distributed
 from kdfair.data import DataBundle, Split
 from kdfair.errors import KdfairError
+from kdfair.measure import TrainedModel, neighbourhood, recipes_of, result_row
 from kdfair.metrics.accuracy import accuracy, per_class_accuracy
-from kdfair.metrics.columns import metric_columns
-from kdfair.metrics.individual import Neighbourhood, input_embedding
+from kdfair.metrics.individual import Neighbourhood
 from kdfair.predict import Predictions, predict
 from kdfair.results import append_results
 from kdfair.schedule import Schedule, scaled_milestones
@@ -63,17 +61,11 @@ SUMMARY_HIDDEN = [
     "teacher_arch",
     "alpha",
     "teacher_key",
+    "recipe",
+    "eval",
     "predictions",
     "finished_at",
 ]
-
-
-@dataclass
-class TrainedModel:
-    role: str  # teacher, student or distilled
-    entry: StoredModel
-    spec: dict
-    trained_now: bool
 
 
 def run(cfg: DictConfig) -> pd.DataFrame:
@@ -120,12 +112,25 @@ def record(
     teacher: TrainedModel,
     reference: TrainedModel | None,
 ) -> pd.DataFrame:
-    """Measure every model of the job from its saved predictions, append the rows to
-    results.csv and log the one-screen summary."""
-    neighbourhood = job.neighbourhood(reference)
-    rows = [result_row(cfg, m, teacher, job.data.num_classes, neighbourhood) for m in models]
+    """Measure every model of the job from its saved predictions, append the rows (and their
+    recipes) to results.csv and log the one-screen summary."""
+    evaluation = OmegaConf.to_container(cfg.eval, resolve=True)
+    pairs = job.neighbourhood(reference)
+    rows = [
+        result_row(
+            m,
+            teacher,
+            experiment=cfg.experiment,
+            dataset=cfg.dataset.name,
+            num_classes=job.data.num_classes,
+            evaluation=evaluation,
+            neighbourhood=pairs,
+            outputs=Path(cfg.paths.outputs),
+        )
+        for m in models
+    ]
     results_path = Path(cfg.paths.experiment) / "results.csv"
-    append_results(results_path, rows)
+    append_results(results_path, rows, recipes_of(models, teacher, evaluation))
     summary = pd.DataFrame(rows).drop(columns=SUMMARY_HIDDEN)
     summary["status"] = ["trained" if m.trained_now else "reused" for m in models]
     log.info(
@@ -345,31 +350,19 @@ class _Job:
 
     def neighbourhood(self, reference: TrainedModel | None) -> Neighbourhood | None:
         """The pairs individual fairness is measured on, shared by every model of the experiment."""
-        settings = self.cfg.eval.individual
-        if not settings.enabled:
+        individual = OmegaConf.to_container(self.cfg.eval.individual, resolve=True)
+        if not individual["enabled"]:
             return None
-        if settings.space == "input":
-            if not isinstance(self.data.test, Split):
-                raise KdfairError(
-                    f"eval.individual.space=input needs the {self.data.name} test images in "
-                    "memory; use eval.individual.space=teacher for streamed datasets."
-                )
-            embedding = input_embedding(
-                self.data.test.images.numpy(),
-                dim=int(settings.projection_dim),
-                seed=int(settings.seed),
-            )
-        else:  # the penultimate features of the reference teacher
-            embedding = Predictions.load(reference.entry.predictions_path).embedding
-        if settings.pairs == "knn":
-            return Neighbourhood.knn(
-                embedding, k=min(int(settings.k), len(embedding) - 1), metric=settings.metric
-            )
-        return Neighbourhood.random_pairs(
-            embedding,
-            n_pairs=int(settings.n_pairs),
-            metric=settings.metric,
-            seed=int(settings.seed),
+        test = self.data.test
+        return neighbourhood(
+            individual,
+            reference_embedding=(
+                Predictions.load(reference.entry.predictions_path).embedding
+                if reference is not None
+                else None
+            ),
+            test_inputs=test.images.numpy() if isinstance(test, Split) else None,
+            dataset_name=self.data.name,
         )
 
 
@@ -418,40 +411,6 @@ def load_model(entry: StoredModel, arch: dict) -> torch.nn.Module:
     except Exception as e:
         raise corrupt_entry(entry.folder, f"model.pt: {e}") from e
     return model
-
-
-def result_row(
-    cfg: DictConfig,
-    model: TrainedModel,
-    teacher: TrainedModel,
-    num_classes: int,
-    neighbourhood: Neighbourhood | None,
-) -> dict:
-    distill = model.spec.get("distill")
-    predictions = Predictions.load(model.entry.predictions_path)
-    metrics = metric_columns(
-        predictions,
-        num_classes=num_classes,
-        neighbourhood=neighbourhood,
-        name=f"{model.role} {model.entry.key}",
-    )
-    return {
-        "experiment": cfg.experiment,
-        "dataset": cfg.dataset.name,
-        "role": model.role,
-        "arch": model.spec["arch"]["name"],
-        "teacher_arch": teacher.spec["arch"]["name"] if distill else None,
-        "temperature": distill["temperature"] if distill else None,
-        "alpha": distill["alpha"] if distill else None,
-        "seed": model.spec["seed"],
-        "model_key": model.entry.key,
-        "teacher_key": distill["teacher_key"] if distill else None,
-        **metrics,
-        "predictions": Path(
-            os.path.relpath(model.entry.predictions_path, cfg.paths.outputs)
-        ).as_posix(),
-        "finished_at": model.entry.metrics["finished_at"],
-    }
 
 
 def environment() -> dict:

@@ -1,22 +1,29 @@
-"""results.csv: one row per (experiment, model), appended under a lock (DESIGN.md section 4).
+"""results.csv: one row per (experiment, model, eval setting), appended under a lock.
 
 Columns, in order: experiment, dataset, role, arch, teacher_arch, temperature, alpha, seed,
-model_key, teacher_key, accuracy, <metric columns>, predictions, finished_at. Metric columns are
-the ones rows bring (dpd_<attr>, eod_<attr>, individual_fairness, consistency); a model already in
-the file is not appended again. The file is rewritten through a temporary file and a rename, so a
-killed job never leaves a half-written row.
+model_key, teacher_key, recipe, eval, epochs, lr, t_squared, accuracy, <metric columns>,
+predictions, finished_at. Metric columns are the ones rows bring (dpd_<attr>, eod_<attr>,
+individual_fairness, consistency). `recipe` and `eval` are short hashes (kdfair.recipes); the
+settings behind them are kept in recipes.json beside results.csv. A model already in the file
+under the same eval setting is not appended again; measured under another eval setting it gets a
+new row. The files are rewritten through a temporary file and a rename, so a killed job never
+leaves a half-written row.
+
+A results.csv written before recipes were recorded (no recipe/eval/epochs/lr/t_squared columns)
+is still read: those columns come back empty and its rows count as one recipe and one eval.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
 from filelock import FileLock
 
-from kdfair.store import atomic_path
+from kdfair.store import atomic_path, write_json
 
-LEADING = [
+IDENTITY = [
     "experiment",
     "dataset",
     "role",
@@ -27,10 +34,13 @@ LEADING = [
     "seed",
     "model_key",
     "teacher_key",
-    "accuracy",
 ]
+RECIPE_COLUMNS = ["recipe", "eval", "epochs", "lr", "t_squared"]
+LEADING = [*IDENTITY, *RECIPE_COLUMNS, "accuracy"]
 TRAILING = ["predictions", "finished_at"]
 ROLES = ("teacher", "student", "distilled")
+UNRECORDED = "unrecorded"  # recipe/eval of rows written before those columns existed
+_STRINGS = {"model_key": str, "teacher_key": str, "recipe": str, "eval": str}
 
 
 def ordered_columns(columns) -> list[str]:
@@ -39,14 +49,28 @@ def ordered_columns(columns) -> list[str]:
     return LEADING + metrics + TRAILING
 
 
-def append_results(path: Path, rows: list[dict]) -> pd.DataFrame:
-    """Append the rows whose model_key is new to `path`; return the whole table."""
+def recipes_path(results_path: Path) -> Path:
+    return Path(results_path).with_name("recipes.json")
+
+
+def _row_id(model_key, eval_hash) -> tuple[str, str]:
+    return str(model_key), UNRECORDED if pd.isna(eval_hash) else str(eval_hash)
+
+
+def append_results(path: Path, rows: list[dict], recipes: dict | None = None) -> pd.DataFrame:
+    """Append the rows whose (model_key, eval) is new to `path`; return the whole table.
+
+    `recipes` ({"recipes": {hash: ...}, "evals": {hash: ...}}) is merged into recipes.json
+    under the same lock, so every hash in the file can be explained.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
+        if recipes:
+            _merge_recipes(recipes_path(path), recipes)
         table = read_results(path) if path.exists() else pd.DataFrame(columns=LEADING + TRAILING)
-        known = set(table["model_key"].astype(str))
-        new = [r for r in rows if str(r["model_key"]) not in known]
+        known = {_row_id(k, e) for k, e in zip(table["model_key"], table["eval"], strict=True)}
+        new = [r for r in rows if _row_id(r["model_key"], r.get("eval")) not in known]
         if not new:
             return table
         fresh = pd.DataFrame(new)
@@ -57,5 +81,28 @@ def append_results(path: Path, rows: list[dict]) -> pd.DataFrame:
         return table
 
 
+def _merge_recipes(path: Path, recipes: dict) -> None:
+    known = read_recipes(path)
+    merged = {
+        part: {**known.get(part, {}), **recipes.get(part, {})} for part in ("recipes", "evals")
+    }
+    if merged != known:
+        write_json(path, merged)
+
+
+def read_recipes(path: Path) -> dict:
+    """recipes.json ({"recipes": {}, "evals": {}} when absent)."""
+    path = Path(path)
+    if not path.is_file():
+        return {"recipes": {}, "evals": {}}
+    data = json.loads(path.read_text())
+    return {"recipes": data.get("recipes", {}), "evals": data.get("evals", {})}
+
+
 def read_results(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype={"model_key": str, "teacher_key": str})
+    table = pd.read_csv(path, dtype=_STRINGS)
+    for column in RECIPE_COLUMNS:
+        if column not in table.columns:
+            table[column] = UNRECORDED if column in ("recipe", "eval") else None
+    table[["recipe", "eval"]] = table[["recipe", "eval"]].fillna(UNRECORDED)
+    return table.reindex(columns=ordered_columns(table.columns))

@@ -1,6 +1,15 @@
 import pandas as pd
 
-from kdfair.results import LEADING, TRAILING, append_results, read_results
+from kdfair.results import (
+    LEADING,
+    RECIPE_COLUMNS,
+    TRAILING,
+    UNRECORDED,
+    append_results,
+    read_recipes,
+    read_results,
+    recipes_path,
+)
 
 
 def _row(key, role="teacher", **metrics):
@@ -47,3 +56,35 @@ def test_keys_that_look_numeric_stay_strings(tmp_path):
     append_results(path, [_row("000123456789")])
     append_results(path, [_row("000123456789")])
     assert read_results(path)["model_key"].tolist() == ["000123456789"]
+
+
+def test_a_model_measured_under_new_eval_settings_gets_a_row_of_its_own(tmp_path):
+    path = tmp_path / "results.csv"
+    append_results(path, [_row("a", eval="e1", individual_fairness=0.1)])
+    append_results(path, [_row("a", eval="e1", individual_fairness=0.9)])  # same eval: kept
+    append_results(path, [_row("a", eval="e2", individual_fairness=0.2)])
+    table = read_results(path)
+    assert table["eval"].tolist() == ["e1", "e2"]
+    assert table["individual_fairness"].tolist() == [0.1, 0.2]
+
+
+def test_recipes_json_explains_every_hash_written(tmp_path):
+    path = tmp_path / "results.csv"
+    first = {"recipes": {"r1": {"role": "teacher", "settings": {"a": 1}}}, "evals": {"e1": {}}}
+    second = {"recipes": {"r2": {"role": "student", "settings": {"a": 2}}}, "evals": {"e1": {}}}
+    append_results(path, [_row("a", recipe="r1", eval="e1")], first)
+    append_results(path, [_row("b", recipe="r2", eval="e1")], second)
+    recipes = read_recipes(recipes_path(path))
+    assert set(recipes["recipes"]) == {"r1", "r2"}
+    assert recipes["recipes"]["r2"]["settings"] == {"a": 2}
+
+
+def test_a_results_csv_written_before_recipes_is_read_as_one_recipe(tmp_path):
+    path = tmp_path / "results.csv"
+    old = pd.DataFrame([_row("a"), _row("b")]).drop(columns=RECIPE_COLUMNS, errors="ignore")
+    old.to_csv(path, index=False)
+    table = read_results(path)
+    assert list(table.columns) == LEADING + TRAILING
+    assert set(table["recipe"]) == {UNRECORDED} and set(table["eval"]) == {UNRECORDED}
+    append_results(path, [_row("b")])  # the old rows keep their identity: nothing appended
+    assert read_results(path)["model_key"].tolist() == ["a", "b"]

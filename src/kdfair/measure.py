@@ -1,0 +1,136 @@
+"""Measuring: a trained model's saved predictions -> its results.csv row.
+
+Every metric is computed from predictions.npz (predict once, measure many), so a job that reuses a
+stored model measures it again with the job's own eval settings, and `kdfair analyze --remeasure`
+does the same for a whole folder without training anything. Individual fairness is measured on
+one `Neighbourhood` per experiment: pairs of test points in an embedding space shared by every
+model (the penultimate features of the teacher of `eval.individual.reference_seed`, or the input
+pixels), built here from typed settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kdfair.errors import KdfairError
+from kdfair.metrics.columns import metric_columns
+from kdfair.metrics.individual import Neighbourhood, input_embedding
+from kdfair.predict import Predictions
+from kdfair.recipes import eval_hash, eval_settings, readable_columns, recipe_hash, recipe_settings
+from kdfair.store import StoredModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedModel:
+    role: str  # teacher, student or distilled
+    entry: StoredModel
+    spec: dict
+    trained_now: bool
+
+
+def neighbourhood(
+    individual: dict,
+    *,
+    reference_embedding: np.ndarray | None = None,
+    test_inputs=None,
+    dataset_name: str = "dataset",
+) -> Neighbourhood | None:
+    """The pairs individual fairness is measured on (None when eval.individual is disabled).
+
+    `individual` is the eval.individual block; space=teacher needs `reference_embedding` (the
+    reference teacher's penultimate features), space=input needs `test_inputs` (the test images
+    as an array, or None for a streamed dataset).
+    """
+    if not individual["enabled"]:
+        return None
+    if individual["space"] == "input":
+        if test_inputs is None:
+            raise KdfairError(
+                f"eval.individual.space=input needs the {dataset_name} test images in memory; "
+                "use eval.individual.space=teacher for streamed datasets."
+            )
+        embedding = input_embedding(
+            np.asarray(test_inputs),
+            dim=int(individual["projection_dim"]),
+            seed=int(individual["seed"]),
+        )
+    else:
+        if reference_embedding is None:
+            raise KdfairError(
+                "eval.individual.space=teacher needs the reference teacher's embedding, but its "
+                "predictions.npz has none (stored only for models trained as teachers). Retrain "
+                "that teacher, or use eval.individual.space=input."
+            )
+        embedding = reference_embedding
+    if individual["pairs"] == "knn":
+        return Neighbourhood.knn(
+            embedding, k=min(int(individual["k"]), len(embedding) - 1), metric=individual["metric"]
+        )
+    return Neighbourhood.random_pairs(
+        embedding,
+        n_pairs=int(individual["n_pairs"]),
+        metric=individual["metric"],
+        seed=int(individual["seed"]),
+    )
+
+
+def recipes_of(models: list[TrainedModel], teacher: TrainedModel, evaluation: dict) -> dict:
+    """recipes.json entries for the models of one job and its eval settings."""
+    recipes = {}
+    for model in models:
+        settings = _settings(model, teacher)
+        recipes[recipe_hash(settings)] = {"role": model.role, "settings": settings}
+    settings = eval_settings(evaluation)
+    return {"recipes": recipes, "evals": {eval_hash(settings): settings}}
+
+
+def _settings(model: TrainedModel, teacher: TrainedModel) -> dict:
+    distilled = "distill" in model.spec
+    return recipe_settings(model.spec, model.role, teacher.spec if distilled else None)
+
+
+def result_row(
+    model: TrainedModel,
+    teacher: TrainedModel,
+    *,
+    experiment: str,
+    dataset: str,
+    num_classes: int,
+    evaluation: dict,
+    neighbourhood: Neighbourhood | None,
+    outputs: Path,
+) -> dict:
+    """One results.csv row: identity, recipe, every metric column, where the predictions are."""
+    distill = model.spec.get("distill")
+    predictions = Predictions.load(model.entry.predictions_path)
+    metrics = metric_columns(
+        predictions,
+        num_classes=num_classes,
+        neighbourhood=neighbourhood,
+        name=f"{model.role} {model.entry.key}",
+    )
+    return {
+        "experiment": experiment,
+        "dataset": dataset,
+        "role": model.role,
+        "arch": model.spec["arch"]["name"],
+        "teacher_arch": teacher.spec["arch"]["name"] if distill else None,
+        "temperature": distill["temperature"] if distill else None,
+        "alpha": distill["alpha"] if distill else None,
+        "seed": model.spec["seed"],
+        "model_key": model.entry.key,
+        "teacher_key": distill["teacher_key"] if distill else None,
+        "recipe": recipe_hash(_settings(model, teacher)),
+        "eval": eval_hash(eval_settings(evaluation)),
+        **readable_columns(model.spec),
+        **metrics,
+        "predictions": Path(os.path.relpath(model.entry.predictions_path, outputs)).as_posix(),
+        "finished_at": model.entry.metrics["finished_at"],
+    }
