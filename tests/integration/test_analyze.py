@@ -56,7 +56,7 @@ def test_report_tables_show_mean_and_std_of_results(analysed):
     text = report.read_text()
     results = read_results(experiment / "results.csv")
     nds = results[results.role == "student"]["accuracy"] * 100
-    assert f"| NDS | {nds.mean():.2f} ± {nds.std():.2f} |" in text
+    assert f"| NDS | {nds.mean():.2f} ± {nds.std():.2f} [" in text
     for heading in (
         "(Table 1)",
         "(Table 2)",

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 from kdfair.analysis.load import Sweep
 
 REFERENCE_STYLE = {"teacher": ("tab:green", "teacher"), "student": ("tab:gray", "NDS")}
+LABEL_STYLE = ("black", "test labels")
 
 
 def _save(fig: Figure, path: Path) -> Path:
@@ -19,55 +20,55 @@ def _save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def _reference_lines(ax, results: pd.DataFrame, metric: str, scale: float) -> None:
-    """Teacher and NDS mean (dashed) with a +-std band, as horizontal references."""
-    for role, (color, label) in REFERENCE_STYLE.items():
-        values = results.loc[results.role == role, metric].dropna() * scale
-        if values.empty:
-            continue
-        mean, std = values.mean(), values.std() if len(values) > 1 else 0.0
-        ax.axhline(mean, color=color, linestyle="--", label=f"{label} ({mean:.4g})")
-        ax.axhspan(mean - std, mean + std, color=color, alpha=0.12)
+def _band(ax, mean, low, high, color, label) -> None:
+    """A horizontal reference line at `mean` with its interval as a band."""
+    ax.axhline(mean, color=color, linestyle="--", label=f"{label} ({mean:.4g})")
+    if np.isfinite(low) and np.isfinite(high):
+        ax.axhspan(low, high, color=color, alpha=0.12)
 
 
 def metric_vs_temperature(
-    sweep: Sweep, metrics: list[str], titles: list[str], path: Path, *, percent: bool = True
+    summary: pd.DataFrame,
+    metrics: list[str],
+    titles: list[str],
+    path: Path,
+    *,
+    percent: bool = True,
+    label_lines: dict[str, tuple[float, float, float]] | None = None,
 ) -> Path:
-    """One panel per metric: DS mean +- std over seeds against T, teacher/NDS reference lines.
+    """One panel per metric: the DS mean against T with its 95% interval (summary.csv's
+    <metric>_mean, _ci_low, _ci_high), teacher and NDS as reference lines with interval bands,
+    and, where given, the test labels' own value (`label_lines`: metric -> value, low, high).
 
     Temperatures where some seed collapsed (accuracy near chance) are marked with a red x.
     """
     scale = 100.0 if percent else 1.0
     fig = Figure(figsize=(4.2 * len(metrics), 3.4))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    distilled = sweep.results[sweep.results.role == "distilled"]
+    distilled = summary[summary.role == "distilled"].sort_values("temperature")
     for ax, metric, title in zip(axes, metrics, titles, strict=True):
-        _reference_lines(ax, sweep.results, metric, scale)
-        stats = (
-            distilled.assign(value=distilled[metric] * scale)
-            .groupby("temperature")["value"]
-            .agg(["mean", "std"])
-            .fillna({"std": 0.0})
-        )
-        ax.plot(stats.index, stats["mean"], "o-", color="tab:blue", label="DS")
+        for role, (color, label) in REFERENCE_STYLE.items():
+            rows = summary[summary.role == role]
+            if len(rows) and pd.notna(rows[f"{metric}_mean"].iloc[0]):
+                values = rows[[f"{metric}_{s}" for s in ("mean", "ci_low", "ci_high")]].iloc[0]
+                _band(ax, *(values.to_numpy(float) * scale), color, label)
+        if label_lines and metric in label_lines:
+            _band(ax, *(np.asarray(label_lines[metric]) * scale), *LABEL_STYLE)
+        t = distilled["temperature"].to_numpy(float)
+        mean = distilled[f"{metric}_mean"].to_numpy(float) * scale
+        ax.plot(t, mean, "o-", color="tab:blue", label="DS")
         ax.fill_between(
-            stats.index,
-            stats["mean"] - stats["std"],
-            stats["mean"] + stats["std"],
+            t,
+            distilled[f"{metric}_ci_low"].to_numpy(float) * scale,
+            distilled[f"{metric}_ci_high"].to_numpy(float) * scale,
             color="tab:blue",
             alpha=0.2,
+            label="95% interval",
         )
-        collapsed = distilled.groupby("temperature")["collapsed"].any()
-        bad = collapsed[collapsed].index
-        if len(bad):
+        bad = (distilled["n_collapsed"] > 0).to_numpy()
+        if bad.any():
             ax.plot(
-                bad,
-                stats.loc[bad, "mean"],
-                "x",
-                color="red",
-                markersize=10,
-                mew=2,
-                label="collapsed seed(s)",
+                t[bad], mean[bad], "x", color="red", markersize=10, mew=2, label="collapsed seed(s)"
             )
         ax.set_xlabel("temperature T")
         ax.set_ylabel(f"{title} (%)" if percent else title)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from kdfair.analysis.bootstrap import corrected_interval, population_interval, seed_interval
 from kdfair.analysis.load import Sweep
 from kdfair.metrics.accuracy import per_class_accuracy
 from kdfair.metrics.classwise import classwise_tests, disagreement_matrix
@@ -12,13 +13,22 @@ from kdfair.metrics.classwise import classwise_tests, disagreement_matrix
 MIN_SEEDS = 2  # a Welch t-test needs two models per population
 
 
-def summary(sweep: Sweep) -> pd.DataFrame:
-    """One row per (role, temperature): n, n_collapsed, and <metric>_mean/_std over seeds."""
+def summary(sweep: Sweep, replicates: dict[int, dict] | None = None, seed: int = 0) -> pd.DataFrame:
+    """One row per (role, temperature): n, n_collapsed, and <metric>_mean/_std over seeds, with
+    <metric>_ci_low/_ci_high: the two-level bootstrap interval of the mean (seeds, then test
+    examples) where `replicates` (row index -> {metric: replicates}) has the metric, else the
+    seed-level one (kdfair.analysis.bootstrap)."""
+    replicates = replicates or {}
     frame = sweep.results.assign(temperature=sweep.results["temperature"].fillna(-1.0))
     metrics = sweep.metric_columns
     grouped = frame.groupby(["role", "temperature"], sort=False)
     table = grouped[metrics].agg(["mean", "std"])
     table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
+    for metric in metrics:
+        bounds = [_population_interval(rows, metric, replicates, seed) for _, rows in grouped]
+        table[f"{metric}_ci_low"] = [low for low, _ in bounds]
+        table[f"{metric}_ci_high"] = [high for _, high in bounds]
+    table = table[[f"{m}_{s}" for m in metrics for s in ("mean", "std", "ci_low", "ci_high")]]
     table.insert(0, "n", grouped.size())
     table.insert(1, "n_collapsed", grouped["collapsed"].sum().astype(int))
     table = table.reset_index()
@@ -27,6 +37,27 @@ def summary(sweep: Sweep) -> pd.DataFrame:
     return table.sort_values(
         ["role", "temperature"], key=lambda s: s.map(order) if s.name == "role" else s
     ).reset_index(drop=True)
+
+
+def _population_interval(rows: pd.DataFrame, metric: str, replicates, seed: int):
+    values = rows[metric].to_numpy(float)
+    known = [replicates.get(i, {}).get(metric) for i in rows.index]
+    if all(r is not None for r in known) and np.isfinite(values).any():
+        return population_interval(np.stack(known), float(np.nanmean(values)), seed=seed)
+    return seed_interval(values, seed=seed)
+
+
+def model_intervals(sweep: Sweep, replicates: dict[int, dict]) -> pd.DataFrame:
+    """One row per model: label, seed, model_key and, per bootstrapped metric, its value with
+    <metric>_ci_low/_ci_high over test examples."""
+    rows = []
+    for index, row in sweep.results.iterrows():
+        out = {"model": row["label"], "seed": row["seed"], "model_key": row["model_key"]}
+        for metric, values in replicates.get(index, {}).items():
+            low, high = corrected_interval(values, float(row[metric]))
+            out.update({metric: row[metric], f"{metric}_ci_low": low, f"{metric}_ci_high": high})
+        rows.append(out)
+    return pd.DataFrame(rows)
 
 
 def _per_class(sweep: Sweep, population: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
