@@ -21,8 +21,10 @@ commands:
   train [overrides]   train teacher, student and distilled student(s); Hydra overrides, -m sweeps
                       e.g. kdfair train +experiment=trifeature_resnet20_lenet5 distill.temperature=4
                       (without +experiment=..., the small demo study: +experiment=demo)
-  analyze DIR         tables, figures and report.md of an experiment folder, e.g. outputs/demo
-                      [--normalisation ratio|diff] [--correction none|holm|bh] [--threshold 0.05]
+  analyze DIR         claims, tables, figures and report.md of an experiment folder, e.g.
+                      outputs/demo [--normalisation ratio|diff] [--correction none|holm|bh]
+                      [--threshold 0.05] [--recipe HASH] [--eval HASH] [--resamples 1000]
+                      [--remeasure [eval.<key>=<value> ...]]
 
 Show the composed config:  kdfair train --cfg job
 """
@@ -100,9 +102,14 @@ def analyze(args: list[str]) -> int:
     from kdfair.metrics.classwise import CORRECTIONS, NORMALISATIONS
 
     parser = argparse.ArgumentParser(
-        prog="kdfair analyze", description="Tables, figures and report.md of a sweep."
+        prog="kdfair analyze", description="Claims, tables, figures and report.md of a sweep."
     )
     parser.add_argument("experiment_dir", help="the experiment folder, e.g. outputs/demo")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="with --remeasure: eval.* overrides of the experiment config (eval.individual.k=5)",
+    )
     parser.add_argument(
         "--normalisation",
         choices=NORMALISATIONS,
@@ -116,21 +123,89 @@ def analyze(args: list[str]) -> int:
         help="multiple-comparison correction over classes (the paper: none)",
     )
     parser.add_argument("--threshold", type=float, default=0.05, help="p-value threshold")
-    options = parser.parse_args(args)
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        metavar="HASH",
+        help="analyse the rows of this recipe (results.csv's recipe column); a distilled recipe "
+        "brings its matching teacher and NDS; repeat to pick each role's",
+    )
+    parser.add_argument(
+        "--eval", dest="evaluation", metavar="HASH", help="eval setting to read (default: newest)"
+    )
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="first measure every model again from its stored predictions with the experiment's "
+        "current eval settings (plus the overrides), as new rows; trains nothing",
+    )
+    options = parser.parse_intermixed_args(args)
     if not 0 < options.threshold < 1:
         raise KdfairError(f"--threshold={options.threshold} must be in (0, 1), e.g. 0.05.")
+    if options.resamples < 100:
+        raise KdfairError(f"--resamples={options.resamples}: use at least 100 (default 1000).")
+    if options.overrides and not options.remeasure:
+        raise KdfairError(
+            f"Unexpected arguments {options.overrides}: eval overrides apply only with "
+            "--remeasure, e.g. kdfair analyze outputs/demo --remeasure eval.individual.k=5."
+        )
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from kdfair.analysis import analyze as run_analysis
 
+    if options.remeasure:
+        _remeasure(Path(options.experiment_dir), options.overrides)
+        options.evaluation = None  # the rows just measured are the newest
     report = run_analysis(
         options.experiment_dir,
         normalisation=options.normalisation,
         threshold=options.threshold,
         correction=options.correction,
+        recipes=options.recipe,
+        evaluation=options.evaluation,
+        resamples=options.resamples,
+        seed=options.seed,
     )
     print(report.read_text())
     print(f"written to {report.parent}/", file=sys.stderr)
     return 0
+
+
+def _remeasure(directory: Path, overrides: list[str]) -> None:
+    """Compose the folder's experiment config with `overrides` (eval.* only) and remeasure."""
+    bad = [o for o in overrides if not o.lstrip("+~").startswith("eval.")]
+    if bad:
+        raise KdfairError(
+            f"--remeasure takes eval.* overrides only (measuring settings), got {bad}; other "
+            "settings change the models: train them with `kdfair train`."
+        )
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from kdfair.analysis.remeasure import remeasure
+    from kdfair.results import read_results
+
+    if not (directory / "results.csv").is_file():
+        raise KdfairError(f"No results.csv in {directory}; nothing to remeasure.")
+    experiment = str(read_results(directory / "results.csv")["experiment"].iloc[0])
+    configs = config_dir()
+    if not (configs / "experiment" / f"{experiment}.yaml").is_file():
+        raise KdfairError(
+            f"--remeasure reads the eval settings of experiment {experiment!r}, but "
+            f"{configs}/experiment/{experiment}.yaml does not exist."
+        )
+    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
+        cfg = compose("train", overrides=[f"+experiment={experiment}", *overrides])
+    evaluation = OmegaConf.to_container(cfg.eval, resolve=True)
+    test_inputs = None
+    if evaluation["individual"]["enabled"] and evaluation["individual"]["space"] == "input":
+        from kdfair.data import Split
+        from kdfair.pipeline import build_dataset
+
+        test = build_dataset(cfg.dataset).test
+        test_inputs = test.images.numpy() if isinstance(test, Split) else None
+    remeasure(directory, evaluation, test_inputs=test_inputs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from kdfair.measure import TrainedModel, recipes_of, result_row
 from kdfair.metrics.columns import metric_columns
 from kdfair.metrics.individual import Neighbourhood
 from kdfair.predict import Predictions
+from kdfair.recipes import eval_hash, eval_settings
 from kdfair.results import append_results
+from kdfair.store import StoredModel, model_key
 
 N_CLASSES, PER_CLASS = 10, 100
 
@@ -82,3 +85,113 @@ def write_sweep(
             )
     append_results(outputs / "planted" / "results.csv", rows)
     return outputs / "planted"
+
+
+def _spec(role: str, seed: int, lr: float, temperature=None, teacher_key=None) -> dict:
+    spec = {
+        "dataset": {"name": "trifeature", "n_test": 2000},
+        "batch_size": 64,
+        "objective": "kd" if role == "distilled" else "ce",
+        "seed": seed,
+        "arch": {"name": "resnet20" if role == "teacher" else "lenet5"},
+        "optim": {"epochs": 10, "optimizer": {"lr": 0.1 if role == "teacher" else lr}},
+    }
+    if role == "distilled":
+        spec["distill"] = {
+            "teacher_key": teacher_key,
+            "temperature": temperature,
+            "alpha": 0.8,
+            "t_squared": False,
+        }
+    return spec
+
+
+def write_fairness_sweep(
+    outputs: Path,
+    *,
+    seeds=range(5),
+    temperatures=(1.0, 4.0, 7.0, 10.0),
+    student_lr: float = 0.05,
+    experiment: str = "demo",
+    k: int = 5,
+) -> Path:
+    """A Trifeature-shaped sweep (ResNet-20 -> LeNet-5, 10 classes, attributes color and texture)
+    with recipes recorded as `kdfair train` does. Planted: the DS's errors fall on colour group 0
+    and spread evenly as T rises, at a constant total, so EOD (color) falls with T; texture is
+    independent of everything.
+    The teachers' predictions carry an embedding (the neighbourhood's space)."""
+    rng = np.random.default_rng(1 if student_lr == 0.05 else 2)
+    n = 2000
+    y_true = np.arange(n) % N_CLASSES
+    color, texture = rng.integers(0, 4, n), rng.integers(0, 4, n)
+    embedding = rng.normal(size=(n, 4)).astype(np.float32)
+    evaluation = {
+        "individual": {
+            "enabled": True,
+            "space": "teacher",
+            "reference_seed": 0,
+            "pairs": "knn",
+            "k": k,
+            "metric": "euclidean",
+        }
+    }
+    pairs = Neighbourhood.knn(embedding, k=k)
+    rows, recipes = [], {"recipes": {}, "evals": {}}
+    settings = eval_settings(evaluation)
+    recipes["evals"][eval_hash(settings)] = settings
+    for seed in seeds:
+        teacher_spec = _spec("teacher", seed, student_lr)
+        teacher_key = model_key(teacher_spec)
+        models = [
+            ("teacher", None, teacher_spec),
+            ("student", None, _spec("student", seed, student_lr)),
+        ]
+        models += [
+            ("distilled", t, _spec("distilled", seed, student_lr, t, teacher_key))
+            for t in temperatures
+        ]
+        for role, temperature, spec in models:
+            error = np.full(n, 0.02 if role == "teacher" else 0.08)
+            if role == "distilled":
+                # colour group 0's share f of 0.25 extra errors falls from 1 (T=1) to its size
+                # 1/4 (T=10); the total error stays the same, so nothing else changes with T
+                share = 0.25 + 0.75 * (10.0 - temperature) / 9.0
+                error[color == 0] += 0.25 * share
+                error[color != 0] += 0.25 * (1 - share) / 3
+            elif role == "student":
+                error[color == 0] += 0.3
+            wrong = rng.random(n) < error
+            y_pred = np.where(wrong, (y_true + rng.integers(1, N_CLASSES, n)) % N_CLASSES, y_true)
+            logits = np.eye(N_CLASSES, dtype=np.float32)[y_pred] * 3.0
+            predictions = Predictions(
+                y_true=y_true,
+                y_pred=y_pred,
+                logits=logits,
+                index=np.arange(n),
+                attributes={"color": color, "texture": texture},
+                attribute_labels={"color": list("abcd"), "texture": list("wxyz")},
+                embedding=embedding if role == "teacher" else None,
+            )
+            key = model_key(spec)
+            path = outputs / "models" / key / "predictions.npz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            predictions.save(path)
+            model = TrainedModel(
+                role, StoredModel(key, path.parent, {"finished_at": "2026"}), spec, True
+            )
+            teacher = TrainedModel("teacher", None, teacher_spec, True)
+            recipes["recipes"].update(recipes_of([model], teacher, evaluation)["recipes"])
+            rows.append(
+                result_row(
+                    model,
+                    teacher,
+                    experiment=experiment,
+                    dataset="trifeature",
+                    num_classes=N_CLASSES,
+                    evaluation=evaluation,
+                    neighbourhood=pairs,
+                    outputs=outputs,
+                )
+            )
+    append_results(outputs / experiment / "results.csv", rows, recipes)
+    return outputs / experiment
