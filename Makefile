@@ -33,6 +33,7 @@ test-all: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/analyze.py
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -156,3 +156,38 @@ def test_fused_and_separate_distillation_store_the_same_models(tmp_path, data_ro
             np.load(tmp_path / "false" / "outputs" / row_false.predictions) as b,
         ):
             np.testing.assert_array_equal(a["logits"], b["logits"])
+
+
+def test_recipes_and_eval_settings_keep_rows_apart(tmp_path, data_root):
+    """Two student learning rates in one folder are two recipes, not extra seeds; a rerun with
+    other eval settings measures its models again instead of keeping the old rows."""
+    assert run_kdfair(tmp_path, data_root, "train", *SMOKE).returncode == 0
+    faster = run_kdfair(tmp_path, data_root, "train", *SMOKE, "student_optim.optimizer.lr=0.1")
+    assert faster.returncode == 0, faster.stderr
+    table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv", dtype=str)
+    assert table.groupby("role")["recipe"].nunique().to_dict() == {
+        "teacher": 1,  # the same teacher, reused
+        "student": 2,
+        "distilled": 2,
+    }
+    assert sorted(table[table.role == "student"]["lr"].astype(float)) == [0.05, 0.1]
+    mixed = run_kdfair(tmp_path, data_root, "analyze", "outputs/demo", "--resamples", "100")
+    assert mixed.returncode == 2
+    assert "student_optim.optimizer.lr: 0.05 vs 0.1" in mixed.stderr, mixed.stderr
+
+    rerun = run_kdfair(tmp_path, data_root, "train", *SMOKE, "eval.individual.k=3")
+    assert rerun.returncode == 0, rerun.stderr
+    table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv", dtype={"eval": str})
+    assert len(table) == 5 + 4 + 5 and table["eval"].nunique() == 2  # the teacher row once
+    newest = table[table["eval"] == table["eval"].iloc[-1]]
+    assert len(newest) == 5 and newest["model_key"].isin(table["model_key"].iloc[:5]).all()
+    slow = table[(table.role == "distilled") & (table.lr == 0.05)]["recipe"].iloc[0]
+    picked = run_kdfair(
+        tmp_path, data_root, "analyze", "outputs/demo", "--recipe", slow, "--resamples", "100"
+    )
+    assert picked.returncode == 0, picked.stderr
+    summary = pd.read_csv(tmp_path / "outputs" / "demo" / "analysis" / "summary.csv")
+    assert summary["n"].tolist() == [1] * 5  # one recipe, one eval setting: never pooled
+    assert sorted(summary["individual_fairness_mean"]) == pytest.approx(
+        sorted(newest["individual_fairness"])
+    )

@@ -153,6 +153,7 @@ class _Claims:
                 claim,
                 metric,
                 f"needs 3 or more temperatures in 1..{PAPER_T_MAX}; ran {len(temperatures)}",
+                len(rows),
             )
         per_t = {f"DS T={t:g}": self.values(self.at(t), metric) for t in temperatures}
         reason = self.too_few(per_t)
