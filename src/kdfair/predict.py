@@ -55,17 +55,23 @@ class Predictions:
                 np.savez(f, **arrays)
 
     @classmethod
-    def load(cls, path: Path) -> Predictions:
+    def load(cls, path: Path, *, labels_only: bool = False) -> Predictions:
+        """Read predictions.npz. `labels_only` skips the logits (returned as an (N, 0) array) and
+        the embedding: what analyses of labels, predictions and groups need, so that a sweep of
+        ImageNet models (50,000 x 1,000 logits each) fits in memory."""
         with np.load(path, allow_pickle=False) as f:
             names = [k[5:] for k in f.files if k.startswith("attr_") and not k.endswith("_labels")]
+            n = len(f["y_true"])
             return cls(
                 y_true=f["y_true"],
                 y_pred=f["y_pred"],
-                logits=f["logits"].astype(np.float32),
+                logits=(
+                    np.empty((n, 0), np.float32) if labels_only else f["logits"].astype(np.float32)
+                ),
                 index=f["index"],
                 attributes={n: f[f"attr_{n}"] for n in names},
                 attribute_labels={n: f[f"attr_{n}_labels"].tolist() for n in names},
-                embedding=f["embedding"] if "embedding" in f.files else None,
+                embedding=f["embedding"] if "embedding" in f.files and not labels_only else None,
                 class_names=f["class_names"].tolist() if "class_names" in f.files else None,
             )
 

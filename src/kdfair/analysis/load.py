@@ -64,7 +64,7 @@ class Sweep:
     def predictions(self, row) -> Predictions:
         path = self.outputs_root / row["predictions"]
         if path not in self._cache:
-            self._cache[path] = Predictions.load(path)
+            self._cache[path] = Predictions.load(path, labels_only=True)  # no logits: memory
         return self._cache[path]
 
     @property

@@ -220,8 +220,28 @@ def paper_section(comparison: pd.DataFrame) -> list[str]:
             "",
             table(ratios),
             "",
+            *_trend(individual),
         ]
     return lines
+
+
+def _trend(individual: pd.DataFrame) -> list[str]:
+    """One sentence: how our and the paper's DS individual fairness move from the lowest to the
+    highest temperature both have."""
+    ds = [m for m in individual.index if m.startswith("DS T=")]
+    if len(ds) < 2:
+        return []
+    ds.sort(key=lambda m: float(m[5:]))
+    first, last = individual.loc[ds[0]], individual.loc[ds[-1]]
+
+    def move(a, b) -> str:
+        return f"{'falls' if b < a else 'rises' if b > a else 'stays'} from {a:.4g} to {b:.4g}"
+
+    return [
+        f"From {ds[0]} to {ds[-1]} ours {move(first['ours'], last['ours'])}; the paper's "
+        f"{move(first['paper'], last['paper'])}.",
+        "",
+    ]
 
 
 def figures_section(pngs) -> list[str]:
