@@ -122,3 +122,38 @@ def test_cached_teacher_logits_equal_a_live_teacher_over_a_shuffled_epoch():
             with torch.no_grad():
                 live = teacher(x)
             torch.testing.assert_close(cached(x, index), live, rtol=1e-5, atol=1e-5)
+
+
+class NormalisedLinear(Linear):
+    """A teacher with BatchNorm: a teacher left in training mode would move its statistics."""
+
+    def __init__(self, seed: int):
+        super().__init__(seed)
+        self.norm = nn.BatchNorm1d(CLASSES)
+
+    def forward(self, x):
+        return self.norm(super().forward(x))
+
+
+@pytest.mark.parametrize("augmented", [False, True], ids=["cached-teacher", "live-teacher"])
+def test_training_moves_the_student_only(augmented):
+    """The teacher is frozen: no gradient, no weight change, no BatchNorm statistics update."""
+    data = _bundle(64, augmented)
+    teacher, student = NormalisedLinear(1), Linear(2)
+    teacher.norm.running_mean.fill_(0.3)  # as if trained: stats a train-mode forward would move
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student_before = {k: v.clone() for k, v in student.state_dict().items()}
+    fit(
+        student,
+        data,
+        partial(torch.optim.SGD, lr=0.1),
+        Schedule(epochs=2, batch_size=16, milestones=()),
+        seed=0,
+        device=torch.device("cpu"),
+        distillation=Distillation(teacher, 4.0, 0.8),
+        eval_every_epoch=False,
+    )
+    assert all(p.grad is None for p in teacher.parameters())
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    assert not torch.equal(student.state_dict()["fc.weight"], student_before["fc.weight"])

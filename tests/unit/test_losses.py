@@ -70,15 +70,6 @@ def test_alpha_zero_is_plain_cross_entropy():
     assert got.item() == pytest.approx(F.cross_entropy(student, targets).item(), rel=1e-6)
 
 
-def test_gradient_flows_to_the_student_only():
-    student = torch.randn(4, 3, requires_grad=True)
-    teacher = torch.randn(4, 3, requires_grad=True)
-    kd_loss(
-        student, teacher.detach(), torch.tensor([0, 1, 2, 0]), temperature=2.0, alpha=0.8
-    ).backward()
-    assert student.grad is not None and student.grad.abs().sum() > 0
-
-
 @pytest.mark.parametrize(
     ("temperature", "alpha"), [(0.0, 0.8), (-1.0, 0.8), (4.0, 1.5), (4.0, -0.1)]
 )
