@@ -21,9 +21,9 @@ def test_hatexplain_bert_distilbert_end_to_end(tmp_path):
     experiment = tmp_path / "outputs" / "hatexplain_bert_distilbert"
     table = pd.read_csv(experiment / "results.csv")
     assert len(table) == 8  # 2 teachers, 2 NDS, 4 DS
-    for column in ("dpd_gender", "eod_gender", "dpd_race", "dpd_race", "individual_fairness"):
-        assert column in table.columns
-    assert table["dpd_gender"].between(0, 1).all()
+    for column in ("dpd_gender", "eod_gender", "dpd_race", "eod_race"):
+        assert table[column].dropna().between(0, 1).all(), column  # empty only when undefined
+    assert table["dpd_gender"].notna().all() and table["individual_fairness"].notna().all()
     analysis = run_kdfair(tmp_path, tmp_path / "data", "analyze", str(experiment))
     assert analysis.returncode == 0, analysis.stderr
     assert "DPD (gender)" in analysis.stdout and "DPD (race)" in analysis.stdout

@@ -91,7 +91,7 @@ def test_celeba_target_attributes_and_official_partition(tmp_path):
 
 
 def test_celeba_balances_the_training_labels_deterministically_per_seed(tmp_path):
-    write_celeba(tmp_path, n=60)
+    written = write_celeba(tmp_path, n=60)
     a = load_celeba(str(tmp_path), image_size=8, balance_seed=0)
     b = load_celeba(str(tmp_path), image_size=8, balance_seed=0)
     c = load_celeba(str(tmp_path), image_size=8, balance_seed=1)
@@ -101,11 +101,18 @@ def test_celeba_balances_the_training_labels_deterministically_per_seed(tmp_path
         a.train.labels, b.train.labels
     )
     assert not torch.equal(a.train.images, c.train.images)
+    # Undersampling drops only non-smiling images, so every smiling training image is kept and
+    # the shares of the smiling cells are the fixture's own: its counts over the 32 kept images.
     distribution = a.info["train_group_distribution"]
-    assert distribution["Young"] + distribution["not Young"] == pytest.approx(1.0)
-    assert distribution["Young & Smiling"] + distribution["not Young & Smiling"] == pytest.approx(
-        0.5
-    )
+    train = written["partition"] == 0
+    smiling = written["attributes"]["Smiling"][train] == 1
+    young = written["attributes"]["Young"][train] == 1
+    assert distribution["Young & Smiling"] == pytest.approx((young & smiling).sum() / 32)
+    assert distribution["not Young & Smiling"] == pytest.approx((~young & smiling).sum() / 32)
+    kept_young = a.train.attributes["Young"].numpy() == 1  # the rest: as the kept images say
+    assert distribution["Young"] == pytest.approx(kept_young.mean())
+    not_smiling = a.train.labels.numpy() == 0
+    assert distribution["Young & not Smiling"] == pytest.approx((kept_young & not_smiling).mean())
 
 
 def test_celeba_other_targets_and_unknown_attributes(tmp_path):
