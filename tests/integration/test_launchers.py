@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 import pandas as pd
 
 from .cli_helpers import run_kdfair
+
+STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]", re.M)
+
+
+def _lifetime(log) -> tuple[datetime, datetime]:
+    """The first and last timestamps of a job's log."""
+    stamps = [datetime.strptime(s, "%Y-%m-%d %H:%M:%S,%f") for s in STAMP.findall(log.read_text())]
+    return min(stamps), max(stamps)
 
 
 def test_two_parallel_jobs_train_their_shared_teacher_once(tmp_path):
@@ -20,9 +31,12 @@ def test_two_parallel_jobs_train_their_shared_teacher_once(tmp_path):
         "seed=0",
     )
     assert result.returncode == 0, result.stderr
-    logs = "".join(
-        p.read_text() for p in (tmp_path / "outputs" / "demo" / "multirun").rglob("*.log")
-    )
+    files = sorted((tmp_path / "outputs" / "demo" / "multirun").rglob("*.log"))
+    assert len(files) == 2
+    # The jobs ran at the same time: each started before the other finished.
+    (start_a, end_a), (start_b, end_b) = (_lifetime(f) for f in files)
+    assert start_a < end_b and start_b < end_a
+    logs = "".join(f.read_text() for f in files)
     assert logs.count("teacher resnet20 seed=0: training into") == 1
     assert logs.count("teacher resnet20 seed=0: reusing") == 1
     table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv")
