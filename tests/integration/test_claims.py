@@ -179,3 +179,25 @@ def test_remeasure_writes_rows_for_the_new_eval_and_analyze_reads_one_eval(tmp_p
     summary = pd.read_csv(experiment / "analysis" / "summary.csv").set_index("role")
     nds = before[before.role == "student"]["individual_fairness"].mean()
     assert summary.loc["student", "individual_fairness_mean"] == pytest.approx(nds)
+
+
+def test_the_fairness_figure_plots_the_summary_and_the_label_line(planted, monkeypatch):
+    """The plotted points are summary.csv's (the data the figure is drawn from), in %."""
+    from kdfair.analysis import figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.append(fig) or path)
+    summary = pd.read_csv(planted / "analysis" / "summary.csv")
+    labels = pd.read_csv(planted / "analysis" / "label_disparity.csv").set_index("metric")["value"]
+    line = (labels["dpd_color"], labels["dpd_color_ci_low"], labels["dpd_color_ci_high"])
+    figures.metric_vs_temperature(
+        summary, ["dpd_color"], ["DPD"], planted / "x.png", label_lines={"dpd_color": line}
+    )
+    (ax,) = drawn[0].axes
+    lines = {artist.get_label().split(" (")[0]: artist for artist in ax.get_lines()}
+    ds = summary[summary.role == "distilled"]
+    np.testing.assert_allclose(lines["DS"].get_xdata(), ds["temperature"])
+    np.testing.assert_allclose(lines["DS"].get_ydata(), ds["dpd_color_mean"] * 100)
+    teacher = summary[summary.role == "teacher"]["dpd_color_mean"].iloc[0] * 100
+    assert lines["teacher"].get_ydata()[0] == pytest.approx(teacher)
+    assert lines["test labels"].get_ydata()[0] == pytest.approx(labels["dpd_color"] * 100)
