@@ -27,7 +27,7 @@ class Predictions:
     y_true: np.ndarray  # int64 (N,)
     y_pred: np.ndarray  # int64 (N,)
     logits: np.ndarray  # float32 (N, C)
-    index: np.ndarray  # int64 (N,), position in the test split
+    index: np.ndarray  # int64 (N,), position in the whole test split (before dataset.max_test)
     attributes: dict[str, np.ndarray] = field(default_factory=dict)  # name -> int64 (N,)
     attribute_labels: dict[str, list[str]] = field(default_factory=dict)  # name -> group names
     embedding: np.ndarray | None = None  # float32 (N, D)
@@ -105,7 +105,7 @@ def predict(
         y_true=data.test.labels.cpu().numpy().astype(np.int64),
         y_pred=all_logits.argmax(1).astype(np.int64),
         logits=all_logits.astype(np.float32),
-        index=np.arange(len(data.test), dtype=np.int64),
+        index=data.test.positions.numpy().astype(np.int64),  # in the whole test split
         attributes={k: v.numpy().astype(np.int64) for k, v in data.test.attributes.items()},
         attribute_labels={
             k: list(v) for k, v in data.attribute_groups.items() if k in data.test.attributes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -13,6 +14,7 @@ from ..fixtures.datasets import (
     write_tinyimagenet,
 )
 from .cli_helpers import run_kdfair
+from .independent import check_results
 
 WRITERS = {
     "svhn": write_svhn,
@@ -41,7 +43,9 @@ def test_paper_experiment_trains_from_its_files(tmp_path, dataset):
 
 
 def test_celeba_fills_binary_group_fairness_columns(tmp_path):
-    write_celeba(tmp_path / "data", n=120, n_test=60)
+    """Cut to 40 of its 60 test images, each prediction still carries its own image's label and
+    attributes, and every metric column equals its recomputation from predictions.npz."""
+    written = write_celeba(tmp_path / "data", n=120, n_test=60)
     result = run_kdfair(
         tmp_path,
         tmp_path / "data",
@@ -50,13 +54,26 @@ def test_celeba_fills_binary_group_fairness_columns(tmp_path):
         "+debug=smoke",
         "dataset=celeba",
         "dataset.image_size=32",
+        "dataset.max_test=40",
         "distill.temperature=2",
     )
     assert result.returncode == 0, result.stderr
-    table = pd.read_csv(tmp_path / "outputs" / "trifeature_resnet20_lenet5" / "results.csv")
+    experiment = tmp_path / "outputs" / "trifeature_resnet20_lenet5"
+    table = check_results(experiment, num_classes=2)
     for column in ("dpd_Young", "eod_Young", "dpd_Male", "eod_Male"):
         assert table[column].between(0, 1).all(), column
     assert "CelebA balanced training set" in result.stderr
+    test_rows = written["partition"] == 2
+    for row in table.itertuples():
+        with np.load(tmp_path / "outputs" / row.predictions) as p:
+            assert len(p["index"]) == 40 and p["index"].max() < 60
+            assert not np.array_equal(p["index"], np.arange(40))  # a subset, not the first 40
+            np.testing.assert_array_equal(
+                p["y_true"], written["attributes"]["Smiling"][test_rows][p["index"]]
+            )
+            for attr in ("Young", "Male"):
+                expected = written["attributes"][attr][test_rows][p["index"]]
+                np.testing.assert_array_equal(p[f"attr_{attr}"], expected)
 
 
 @pytest.mark.parametrize("dataset", ["tinyimagenet", "imagenet"])

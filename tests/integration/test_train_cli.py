@@ -7,10 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
+from kdfair.pipeline import build_dataset
 from kdfair.results import LEADING, TRAILING
 from kdfair.store import REQUIRED_FILES
 
+from ..conftest import compose_train
 from .cli_helpers import run_kdfair
+from .independent import check_results
 
 SMOKE = ["+debug=smoke"]
 
@@ -194,3 +197,20 @@ def test_recipes_and_eval_settings_keep_rows_apart(tmp_path, data_root):
     assert sorted(summary["individual_fairness_mean"]) == pytest.approx(
         sorted(newest["individual_fairness"])
     )
+
+
+def test_every_metric_in_results_csv_equals_its_recomputation(smoke_run, data_root):
+    """From predictions.npz by the definitions (tests/integration/independent.py); the smoke
+    test split (100 images, 10 shapes x 10 colours) leaves some TPRs undefined: EOD is empty
+    for those models and the log says why."""
+    workdir, result = smoke_run
+    table = check_results(workdir / "outputs" / "demo", num_classes=10)
+    assert table["eod_color"].isna().any() and "left empty" in result.stderr
+    cfg = compose_train(["+experiment=demo", *SMOKE, f"dataset.root={data_root}"])
+    test = build_dataset(cfg.dataset).test  # the attributes the data itself has, at `index`
+    for row in table.itertuples():
+        with np.load(workdir / "outputs" / row.predictions) as p:
+            for attr in ("color", "texture"):
+                expected = test.attributes[attr].numpy()[p["index"]]
+                np.testing.assert_array_equal(p[f"attr_{attr}"], expected)
+            np.testing.assert_array_equal(p["y_true"], test.labels.numpy()[p["index"]])

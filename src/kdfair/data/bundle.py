@@ -33,9 +33,16 @@ class Split:
     images: torch.Tensor
     labels: torch.Tensor
     attributes: dict[str, torch.Tensor] = field(default_factory=dict)
+    # Positions of these examples in the whole split, set by DataBundle.subset (None: whole).
+    origin: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def positions(self) -> torch.Tensor:
+        """Each example's position in the whole split (before any max_train/max_test cut)."""
+        return torch.arange(len(self)) if self.origin is None else self.origin
 
 
 @dataclass
@@ -48,9 +55,14 @@ class FolderSplit:
     num_workers: int = 8
     attributes: dict[str, torch.Tensor] = field(default_factory=dict)
     classes: list[str] = field(default_factory=list)
+    origin: torch.Tensor | None = None  # as Split.origin
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def positions(self) -> torch.Tensor:
+        return torch.arange(len(self)) if self.origin is None else self.origin
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:  # the torch Dataset protocol
         with Image.open(self.paths[i]) as image:
@@ -97,15 +109,17 @@ class DataBundle:
                 continue
             keep = torch.randperm(len(split), generator=generator)[:limit].sort().values
             attributes = {k: v[keep] for k, v in split.attributes.items()}
+            origin = split.positions[keep]
             if isinstance(split, FolderSplit):
                 cut[name] = replace(
                     split,
                     paths=[split.paths[i] for i in keep.tolist()],
                     labels=split.labels[keep],
                     attributes=attributes,
+                    origin=origin,
                 )
             else:
-                cut[name] = Split(split.images[keep], split.labels[keep], attributes)
+                cut[name] = Split(split.images[keep], split.labels[keep], attributes, origin)
         info = {**self.info, "n_train": len(cut["train"]), "n_test": len(cut["test"])}
         return replace(self, train=cut["train"], test=cut["test"], info=info)
 
