@@ -197,3 +197,17 @@ def test_max_train_cuts_any_dataset_to_a_fixed_subset(tmp_path):
     cfg = compose_train(["dataset=cifar10", f"dataset.root={tmp_path}", "dataset.max_train=7"])
     a, b = build_dataset(cfg.dataset), build_dataset(cfg.dataset)
     assert len(a.train) == 7 and torch.equal(a.train.labels, b.train.labels)
+
+
+def test_celeba_undersampling_keeps_images_labels_and_attributes_aligned(tmp_path):
+    """Each fixture image is a solid red of 5 * (its row): every kept training image, identified
+    by its colour, carries its own row's label and attributes."""
+    written = write_celeba(tmp_path, n=50, n_test=10)
+    data = load_celeba(str(tmp_path), image_size=8, balance_seed=3)
+    rows = np.rint(data.train.images[:, 0].float().mean(dim=(1, 2)).numpy() / 5).astype(int)
+    assert len(set(rows)) == len(rows) and (written["partition"][rows] == 0).all()
+    np.testing.assert_array_equal(data.train.labels.numpy(), written["attributes"]["Smiling"][rows])
+    for attr in ("Young", "Male"):
+        np.testing.assert_array_equal(
+            data.train.attributes[attr].numpy(), written["attributes"][attr][rows]
+        )
