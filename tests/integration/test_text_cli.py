@@ -20,7 +20,7 @@ def test_hatexplain_bert_distilbert_end_to_end(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     experiment = tmp_path / "outputs" / "hatexplain_bert_distilbert"
-    table = check_results(experiment, num_classes=2)  # every metric, recomputed
+    table = check_results(experiment, num_classes=2, ties_allowed=True)  # every metric, again
     assert len(table) == 8  # 2 teachers, 2 NDS, 4 DS
     for column in ("dpd_gender", "eod_gender", "dpd_race", "eod_race"):
         assert table[column].dropna().between(0, 1).all(), column  # empty only when undefined
