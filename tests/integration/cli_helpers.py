@@ -53,3 +53,14 @@ def run_kdfair_torchrun(
         text=True,
         timeout=timeout,
     )
+
+
+def kdfair_in_process(capsys, *args: str) -> subprocess.CompletedProcess:
+    """`kdfair <args>` through kdfair.cli.main in this process (no interpreter start-up): for
+    commands that train nothing, such as analyze. Returns what run_kdfair returns."""
+    from kdfair.cli import main
+
+    capsys.readouterr()  # drop what came before
+    code = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(["kdfair", *args], code, out.out, out.err)

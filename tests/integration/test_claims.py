@@ -12,7 +12,7 @@ from kdfair.metrics.individual import Neighbourhood
 from kdfair.predict import Predictions
 from kdfair.results import RECIPE_COLUMNS, read_results
 
-from .cli_helpers import run_kdfair
+from .cli_helpers import kdfair_in_process
 from .sweep_fixture import write_fairness_sweep
 
 
@@ -102,17 +102,17 @@ def test_fewer_than_three_seeds_are_not_testable(tmp_path):
     assert claims["statistic"].str.contains("fewer than 3 seeds").any()
 
 
-def test_two_recipes_in_one_folder_stop_with_the_setting_that_differs(tmp_path):
+def test_two_recipes_in_one_folder_stop_with_the_setting_that_differs(tmp_path, capsys):
     write_fairness_sweep(tmp_path, seeds=[0, 1, 2], student_lr=0.05)
     experiment = write_fairness_sweep(tmp_path, seeds=[0, 1, 2], student_lr=0.1)
-    result = run_kdfair(tmp_path, tmp_path, "analyze", str(experiment), "--resamples", "100")
+    result = kdfair_in_process(capsys, "analyze", str(experiment), "--resamples", "100")
     assert result.returncode == 2, result.stderr
     assert "student_optim.optimizer.lr: 0.05 vs 0.1" in result.stderr
     assert "Traceback" not in result.stderr
     results = read_results(experiment / "results.csv")
     fast = results[(results.role == "distilled") & (results.lr == 0.1)]["recipe"].iloc[0]
-    picked = run_kdfair(
-        tmp_path, tmp_path, "analyze", str(experiment), "--recipe", fast, "--resamples", "100"
+    picked = kdfair_in_process(
+        capsys, "analyze", str(experiment), "--recipe", fast, "--resamples", "100"
     )
     assert picked.returncode == 0, picked.stderr
     summary = pd.read_csv(experiment / "analysis" / "summary.csv")
@@ -134,12 +134,11 @@ def test_a_results_csv_without_recipe_columns_still_analyses(tmp_path):
     assert "## Claims" in report.read_text()
 
 
-def test_remeasure_writes_rows_for_the_new_eval_and_analyze_reads_one_eval(tmp_path):
+def test_remeasure_writes_rows_for_the_new_eval_and_analyze_reads_one_eval(tmp_path, capsys):
     experiment = write_fairness_sweep(tmp_path, seeds=[0, 1, 2], k=5)
     before = read_results(experiment / "results.csv")
-    result = run_kdfair(
-        tmp_path,
-        tmp_path,
+    result = kdfair_in_process(
+        capsys,
         "analyze",
         str(experiment),
         "--remeasure",
@@ -165,9 +164,8 @@ def test_remeasure_writes_rows_for_the_new_eval_and_analyze_reads_one_eval(tmp_p
     assert not np.allclose(new["individual_fairness"], before["individual_fairness"])
     summary = pd.read_csv(experiment / "analysis" / "summary.csv")
     assert summary["n"].tolist() == [3] * 6  # one eval setting, never both
-    old = run_kdfair(
-        tmp_path,
-        tmp_path,
+    old = kdfair_in_process(
+        capsys,
         "analyze",
         str(experiment),
         "--eval",

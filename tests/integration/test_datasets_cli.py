@@ -23,7 +23,16 @@ WRITERS = {
 }
 
 
-@pytest.mark.parametrize("dataset", sorted(WRITERS))
+# CIFAR-100 in the default run; SVHN and CIFAR-10 share its CLI path (their readers are tested in
+# tests/unit/test_datasets.py) and run with `make test-all`.
+@pytest.mark.parametrize(
+    "dataset",
+    [
+        "cifar100",
+        pytest.param("cifar10", marks=pytest.mark.slow),
+        pytest.param("svhn", marks=pytest.mark.slow),
+    ],
+)
 def test_paper_experiment_trains_from_its_files(tmp_path, dataset):
     WRITERS[dataset](tmp_path / "data")
     experiment = f"{dataset}_resnet56_resnet20"

@@ -42,7 +42,9 @@ def data_root(tmp_path_factory):
         # no augmentation: the teacher's logits are cached once, each process a shard, gathered
         ["dataset.crop_padding=0", "dataset.horizontal_flip=false"],
         # augmentation: the teacher runs every step on each process's half of the batch
-        ["dataset.crop_padding=2", "dataset.horizontal_flip=true"],
+        pytest.param(
+            ["dataset.crop_padding=2", "dataset.horizontal_flip=true"], marks=pytest.mark.slow
+        ),
     ],
     ids=["teacher-cache", "augmented"],
 )
@@ -69,6 +71,7 @@ def test_two_processes_train_the_models_one_process_trains(tmp_path, data_root, 
         assert json.loads((distributed[key_ddp] / "metrics.json").read_text())["processes"] == 2
 
 
+@pytest.mark.slow  # `make test-all`; the default run keeps one DDP training
 def test_a_sweep_under_torchrun_with_a_batchnorm_teacher_writes_every_file_once(
     tmp_path, data_root
 ):
@@ -96,6 +99,7 @@ def test_a_batch_that_cannot_split_over_the_processes_is_refused(tmp_path, data_
     assert not (tmp_path / "outputs" / "models").exists()  # refused before any training
 
 
+@pytest.mark.slow  # `make test-all`; the default run keeps one DDP training
 def test_two_processes_train_the_text_models(tmp_path):
     """BERT -> DistilBERT under DDP: every parameter of the [CLS] classifiers gets a gradient
     (DDP fails on unused ones) and token batches split like image batches."""

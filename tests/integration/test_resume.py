@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from .cli_helpers import KDFAIR, kdfair_env, run_kdfair
 
@@ -50,6 +51,7 @@ def _predictions(workdir):
     return table, out
 
 
+@pytest.mark.slow  # the same, deterministically and fast: tests/unit/test_races_and_resume.py
 def test_a_killed_run_resumes_and_equals_an_uninterrupted_run(tmp_path):
     data = tmp_path / "data"
     killed, straight = tmp_path / "killed", tmp_path / "straight"

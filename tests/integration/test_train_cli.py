@@ -12,7 +12,7 @@ from kdfair.results import LEADING, TRAILING
 from kdfair.store import REQUIRED_FILES
 
 from ..conftest import compose_train
-from .cli_helpers import run_kdfair
+from .cli_helpers import kdfair_in_process, run_kdfair
 from .independent import check_results
 
 SMOKE = ["+debug=smoke"]
@@ -164,7 +164,7 @@ def test_fused_and_separate_distillation_store_the_same_models(tmp_path, data_ro
             np.testing.assert_array_equal(a["logits"], b["logits"])
 
 
-def test_recipes_and_eval_settings_keep_rows_apart(tmp_path, data_root):
+def test_recipes_and_eval_settings_keep_rows_apart(tmp_path, data_root, capsys):
     """Two student learning rates in one folder are two recipes, not extra seeds; a rerun with
     other eval settings measures its models again instead of keeping the old rows."""
     assert run_kdfair(tmp_path, data_root, "train", *SMOKE).returncode == 0
@@ -177,7 +177,9 @@ def test_recipes_and_eval_settings_keep_rows_apart(tmp_path, data_root):
         "distilled": 2,
     }
     assert sorted(table[table.role == "student"]["lr"].astype(float)) == [0.05, 0.1]
-    mixed = run_kdfair(tmp_path, data_root, "analyze", "outputs/demo", "--resamples", "100")
+    mixed = kdfair_in_process(
+        capsys, "analyze", str(tmp_path / "outputs" / "demo"), "--resamples", "100"
+    )
     assert mixed.returncode == 2
     assert "student_optim.optimizer.lr: 0.05 vs 0.1" in mixed.stderr, mixed.stderr
 
@@ -188,8 +190,14 @@ def test_recipes_and_eval_settings_keep_rows_apart(tmp_path, data_root):
     newest = table[table["eval"] == table["eval"].iloc[-1]]
     assert len(newest) == 5 and newest["model_key"].isin(table["model_key"].iloc[:5]).all()
     slow = table[(table.role == "distilled") & (table.lr == 0.05)]["recipe"].iloc[0]
-    picked = run_kdfair(
-        tmp_path, data_root, "analyze", "outputs/demo", "--recipe", slow, "--resamples", "100"
+    picked = kdfair_in_process(
+        capsys,
+        "analyze",
+        str(tmp_path / "outputs" / "demo"),
+        "--recipe",
+        slow,
+        "--resamples",
+        "100",
     )
     assert picked.returncode == 0, picked.stderr
     summary = pd.read_csv(tmp_path / "outputs" / "demo" / "analysis" / "summary.csv")

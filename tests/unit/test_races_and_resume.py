@@ -23,6 +23,9 @@ from kdfair.training import Distillation, Run, fit, fit_many
 from .test_distillation_wiring import Linear, _bundle
 
 PROCESSES = 4
+# Python >= 3.12 warns that fork() in a multi-threaded process may deadlock; these children use
+# no thread of the parent (no torch work), only files and locks.
+FORK_OK = pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 
 
 def _train_into(folder: Path, log: Path) -> None:
@@ -52,7 +55,8 @@ def _race_to_append(path: str, worker: int, barrier) -> None:
 def _start(target, make_args) -> list:
     """PROCESSES spawned processes running target(*make_args(i, barrier, queue)), released
     together by the barrier; what they put on the queue."""
-    context = mp.get_context("spawn")
+    # fork: the children only touch files and locks (no torch work), and start at once
+    context = mp.get_context("fork")
     barrier = context.Barrier(PROCESSES)
     queue = context.Queue()
     processes = [
@@ -66,12 +70,14 @@ def _start(target, make_args) -> list:
     return [queue.get() for _ in range(queue.qsize())] if not queue.empty() else []
 
 
+@FORK_OK
 def test_processes_racing_for_one_key_train_it_once(tmp_path):
     outcomes = _start(_race_for_a_key, lambda i, b, q: (str(tmp_path), b, q))
     assert (tmp_path / "trainings.log").read_text().splitlines() == ["k1"]
     assert sorted(trained for _, trained in outcomes) == [False] * (PROCESSES - 1) + [True]
 
 
+@FORK_OK
 def test_processes_racing_to_append_lose_no_row(tmp_path):
     path = tmp_path / "results.csv"
     _start(_race_to_append, lambda i, b, q: (str(path), i, b))
