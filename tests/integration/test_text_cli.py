@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from ..conftest import REPO
-from ..fixtures.text import tiny_hatexplain_experiment
+from ..fixtures.text import tiny_hatexplain_experiment, write_hatexplain
 from .cli_helpers import run_kdfair
 from .independent import check_results
 
@@ -25,6 +26,19 @@ def test_hatexplain_bert_distilbert_end_to_end(tmp_path):
     for column in ("dpd_gender", "eod_gender", "dpd_race", "eod_race"):
         assert table[column].dropna().between(0, 1).all(), column  # empty only when undefined
     assert table["dpd_gender"].notna().all() and table["individual_fairness"].notna().all()
+    # every prediction carries its own post's label and target groups (the fixture is
+    # deterministic: written again, it says what each test post is)
+    written = write_hatexplain(tmp_path / "again", n=90)
+    posts = [p for p in written["divisions"]["test"] if p in written["expected"]]
+    for row in table.itertuples():
+        with np.load(tmp_path / "outputs" / row.predictions) as p:
+            expected = [written["expected"][posts[i]] for i in p["index"]]
+            assert p["y_true"].tolist() == [e["label"] for e in expected]
+            gender = p["attr_gender_labels"][p["attr_gender"]].tolist()
+            assert gender == [
+                "women" if "Women" in e["targets"] else "men" if "Men" in e["targets"] else "none"
+                for e in expected
+            ]
     analysis = run_kdfair(tmp_path, tmp_path / "data", "analyze", str(experiment))
     assert analysis.returncode == 0, analysis.stderr
     assert "DPD (gender)" in analysis.stdout and "DPD (race)" in analysis.stdout
