@@ -44,6 +44,40 @@ def config_dir() -> Path:
     return path
 
 
+# Config groups an override may choose from, by the override's group name.
+CHOICE_GROUPS = ("experiment", "dataset", "model", "optim", "distill", "eval", "debug", "sweep")
+
+
+def check_overrides(overrides: list[str], configs: Path) -> None:
+    """Hydra override syntax, and every config-group choice (each value of a sweep too) naming
+    an existing file; a KdfairError that lists the available names otherwise. Run before Hydra,
+    which would print its own report and exit 1 for either."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    plain = [o for o in overrides if "=" in o and not o.startswith("-")]  # not flags, their values
+    try:
+        parsed = OverridesParser.create().parse_overrides(plain)
+    except OverrideParseException as e:
+        raise KdfairError(f"cannot read the overrides: {e}") from None
+    for override in parsed:
+        group = override.key_or_group
+        if group not in CHOICE_GROUPS or override.is_delete():
+            continue  # hydra/launcher=...: Hydra's plugins add choices of their own
+        values = (
+            list(override.sweep_string_iterator())
+            if override.is_sweep_override()
+            else [override.value()]
+        )
+        available = sorted(p.stem for p in (configs / group).glob("*.yaml"))
+        for value in values:
+            if not isinstance(value, str) or value not in available:
+                raise KdfairError(
+                    f"there is no {group}/{value}.yaml for {override.input_line!r}; available "
+                    f"{group} names: {', '.join(available)}."
+                )
+
+
 def _selects_experiment(overrides: list[str]) -> bool:
     return any(a.lstrip("+~").startswith("experiment=") for a in overrides)
 
@@ -60,6 +94,8 @@ def train(overrides: list[str]) -> int:
             len(overrides),
         )
         overrides = [*overrides[:first], "+experiment=demo", *overrides[first:]]
+
+    check_overrides(overrides, config_dir())
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
     def _train(cfg: DictConfig) -> None:

@@ -379,10 +379,13 @@ def build_model(arch: DictConfig | dict) -> torch.nn.Module:
 
 
 def _instantiate(node: dict, what: str, group: str):
-    """hydra's instantiate, with a key the factory does not take explained in plain words."""
+    """hydra's instantiate; a KdfairError the factory raised comes through as itself (not
+    wrapped in Hydra's exception), a key the factory does not take is explained in plain words."""
     try:
         return instantiate(node)
     except InstantiationException as e:
+        if isinstance(e.__cause__, KdfairError):
+            raise e.__cause__ from None
         match = re.search(r"unexpected keyword argument '(\w+)'", str(e))
         if match is None:
             raise

@@ -10,8 +10,9 @@ SMOKE = ["+debug=smoke"]
 
 
 def _assert_clear_failure(result, *phrases):
-    assert result.returncode != 0
+    assert result.returncode == 2, result.stderr  # bad input; 1 would mean a bug
     assert "Traceback" not in result.stderr + result.stdout
+    assert "Error in call to target" not in result.stderr  # Hydra's wrapping, not ours
     for phrase in phrases:
         assert phrase in result.stderr, result.stderr
 
@@ -34,6 +35,11 @@ def _assert_clear_failure(result, *phrases):
         ),
         (["seed=-1"], ["seed=-1"]),
         (["dataset=cifar10"], ["dataset cifar10 has no setting", "+experiment="]),
+        (  # a KdfairError raised inside a factory that Hydra calls: itself, newlines intact
+            ["+experiment=cifar10_resnet56_resnet20", "dataset.root={data}"],
+            ["kdfair: error: CIFAR-10 not found", "\nExpected layout:\n", "download=true"],
+        ),
+        (["seed=[1,2"], ["kdfair: error: cannot read the overrides", "no viable alternative"]),
     ],
     ids=[
         "experiment",
@@ -45,9 +51,13 @@ def _assert_clear_failure(result, *phrases):
         "dataset_root",
         "seed",
         "setting_of_another_dataset",
+        "missing_cifar_files",
+        "override_syntax",
     ],
 )
 def test_bad_input_gives_one_clear_error_and_writes_nothing(tmp_path, overrides, phrases):
+    (tmp_path / "data").mkdir()
+    overrides = [o.format(data=tmp_path / "data") for o in overrides]
     result = run_kdfair(tmp_path, tmp_path / "data", "train", *SMOKE, *overrides)
     _assert_clear_failure(result, *phrases)
     assert not (tmp_path / "outputs" / "models").exists()
@@ -70,3 +80,11 @@ def test_a_corrupt_store_entry_is_named_with_the_fix(tmp_path):
 def test_unknown_command_is_explained(tmp_path):
     result = run_kdfair(tmp_path, tmp_path, "trian")
     _assert_clear_failure(result, "unknown command 'trian'", "train")
+
+
+def test_an_unknown_name_in_a_sweep_is_refused_before_any_job_runs(tmp_path):
+    result = run_kdfair(
+        tmp_path, tmp_path / "data", "train", "-m", *SMOKE, "model@student=lenet5,lenet_5"
+    )
+    _assert_clear_failure(result, "model/lenet_5.yaml", "available model names", "resnet20")
+    assert not (tmp_path / "outputs").exists()
