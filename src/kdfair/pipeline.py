@@ -101,6 +101,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
     models = [teacher, student, *distilled]
     reference = job.reference_teacher(teacher)  # may train one: every DDP rank takes part
+    if reference is not None:
+        job.ensure_embedding(reference)  # a model first trained in another role has none yet
     # Rank 0 measures and writes; the other ranks wait for it (and get its summary or error).
     return distributed.from_main(lambda: record(cfg, job, models, teacher, reference))
 
@@ -347,6 +349,38 @@ class _Job:
         return self.get_or_train(
             "teacher", self.cfg.teacher, self.cfg.teacher_optim, int(settings.reference_seed)
         )
+
+    def ensure_embedding(self, model: TrainedModel) -> None:
+        """Role is not part of a model's key, and only models trained as teachers store their
+        penultimate features: a model first trained in another role gets them computed now
+        (every DDP rank takes part) and added to its predictions.npz, once."""
+        path = model.entry.predictions_path
+
+        def stored() -> bool:
+            with np.load(path) as f:
+                return "embedding" in f.files
+
+        if distributed.from_main(stored):
+            return
+        with self.store.locks([model.entry.key]):
+            if distributed.from_main(stored):  # another job added them while we waited
+                return
+            log.info("%s: computing its features for individual fairness", model.entry.folder)
+            features = predict(
+                load_model(model.entry, model.spec["arch"]),
+                self.data,
+                device=self.device,
+                amp=self.speed.amp,
+                batch_size=int(self.cfg.eval.batch_size),
+                with_embedding=True,
+            ).embedding
+
+            def add() -> None:
+                predictions = Predictions.load(path)
+                predictions.embedding = features
+                predictions.save(path)  # atomic: readers see the old file or the new one
+
+            distributed.from_main(add)
 
     def neighbourhood(self, reference: TrainedModel | None) -> Neighbourhood | None:
         """The pairs individual fairness is measured on, shared by every model of the experiment."""

@@ -1,13 +1,13 @@
-"""results.csv: one row per (experiment, model, eval setting), appended under a lock.
+"""results.csv: one row per (experiment, model, role, eval setting), appended under a lock.
 
 Columns, in order: experiment, dataset, role, arch, teacher_arch, temperature, alpha, seed,
 model_key, teacher_key, recipe, eval, epochs, lr, t_squared, accuracy, <metric columns>,
 predictions, finished_at. Metric columns are the ones rows bring (dpd_<attr>, eod_<attr>,
 individual_fairness, consistency). `recipe` and `eval` are short hashes (kdfair.recipes); the
 settings behind them are kept in recipes.json beside results.csv. A model already in the file
-under the same eval setting is not appended again; measured under another eval setting it gets a
-new row. The files are rewritten through a temporary file and a rename, so a killed job never
-leaves a half-written row.
+in the same role under the same eval setting is not appended again; in another role or measured
+under another eval setting it gets a new row. The files are rewritten through a temporary file
+and a rename, so a killed job never leaves a half-written row.
 
 A results.csv written before recipes were recorded (no recipe/eval/epochs/lr/t_squared columns)
 is still read: those columns come back empty and its rows count as one recipe and one eval.
@@ -53,12 +53,14 @@ def recipes_path(results_path: Path) -> Path:
     return Path(results_path).with_name("recipes.json")
 
 
-def _row_id(model_key, eval_hash) -> tuple[str, str]:
-    return str(model_key), UNRECORDED if pd.isna(eval_hash) else str(eval_hash)
+def _row_id(model_key, role, eval_hash) -> tuple[str, str, str]:
+    """A row is a model in a role measured under an eval setting: a model reused in another
+    role (a student later serving as a teacher) gets a row for that role too."""
+    return str(model_key), str(role), UNRECORDED if pd.isna(eval_hash) else str(eval_hash)
 
 
 def append_results(path: Path, rows: list[dict], recipes: dict | None = None) -> pd.DataFrame:
-    """Append the rows whose (model_key, eval) is new to `path`; return the whole table.
+    """Append the rows whose (model_key, role, eval) is new to `path`; return the whole table.
 
     `recipes` ({"recipes": {hash: ...}, "evals": {hash: ...}}) is merged into recipes.json
     under the same lock, so every hash in the file can be explained.
@@ -69,8 +71,11 @@ def append_results(path: Path, rows: list[dict], recipes: dict | None = None) ->
         if recipes:
             _merge_recipes(recipes_path(path), recipes)
         table = read_results(path) if path.exists() else pd.DataFrame(columns=LEADING + TRAILING)
-        known = {_row_id(k, e) for k, e in zip(table["model_key"], table["eval"], strict=True)}
-        new = [r for r in rows if _row_id(r["model_key"], r.get("eval")) not in known]
+        known = {
+            _row_id(k, r, e)
+            for k, r, e in zip(table["model_key"], table["role"], table["eval"], strict=True)
+        }
+        new = [r for r in rows if _row_id(r["model_key"], r["role"], r.get("eval")) not in known]
         if not new:
             return table
         fresh = pd.DataFrame(new)

@@ -222,3 +222,32 @@ def test_every_metric_in_results_csv_equals_its_recomputation(smoke_run, data_ro
                 expected = test.attributes[attr].numpy()[p["index"]]
                 np.testing.assert_array_equal(p[f"attr_{attr}"], expected)
             np.testing.assert_array_equal(p["y_true"], test.labels.numpy()[p["index"]])
+
+
+def test_a_model_trained_as_student_serves_later_as_the_reference_teacher(tmp_path, data_root):
+    """Role is not part of a key: a ResNet-20 first trained as the non-distilled student (no
+    embedding stored) is reused as the teacher; its features are computed then, and kept."""
+    swapped = [*SMOKE, "distill.temperature=4", "model@teacher=lenet5", "model@student=resnet20"]
+    first = run_kdfair(
+        tmp_path, data_root, "train", "+experiment=trifeature_resnet20_lenet5", *swapped
+    )
+    assert first.returncode == 0, first.stderr
+    again = run_kdfair(
+        tmp_path,
+        data_root,
+        "train",
+        "+experiment=trifeature_resnet20_lenet5",
+        *SMOKE,
+        "distill.temperature=4",
+    )
+    assert again.returncode == 0, again.stderr
+    table = pd.read_csv(
+        tmp_path / "outputs" / "trifeature_resnet20_lenet5" / "results.csv",
+        dtype={"model_key": str},
+    )
+    resnet = table[(table.arch == "resnet20") & (table.role != "distilled")]["model_key"].unique()
+    assert len(resnet) == 1  # one model, in two roles
+    assert set(table[table.model_key == resnet[0]]["role"]) == {"student", "teacher"}
+    assert table["individual_fairness"].notna().all()
+    with np.load(tmp_path / "outputs" / "models" / resnet[0] / "predictions.npz") as p:
+        assert p["embedding"].shape == (100, 64)  # computed when needed, kept in the store

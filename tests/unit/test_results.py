@@ -88,3 +88,10 @@ def test_a_results_csv_written_before_recipes_is_read_as_one_recipe(tmp_path):
     assert set(table["recipe"]) == {UNRECORDED} and set(table["eval"]) == {UNRECORDED}
     append_results(path, [_row("b")])  # the old rows keep their identity: nothing appended
     assert read_results(path)["model_key"].tolist() == ["a", "b"]
+
+
+def test_a_model_in_another_role_gets_a_row_for_that_role(tmp_path):
+    path = tmp_path / "results.csv"
+    append_results(path, [_row("a", role="student", eval="e")])
+    append_results(path, [_row("a", role="teacher", eval="e"), _row("a", role="student", eval="e")])
+    assert read_results(path)["role"].tolist() == ["student", "teacher"]

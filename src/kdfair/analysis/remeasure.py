@@ -31,7 +31,7 @@ def remeasure(directory: str | Path, evaluation: dict, *, test_inputs=None) -> i
     if not path.is_file():
         raise KdfairError(f"No results.csv in {directory}; nothing to remeasure.")
     results = read_results(path)
-    models = results.drop_duplicates("model_key", keep="last")
+    models = results.drop_duplicates(["model_key", "role"], keep="last")
     outputs = directory.parent
     pairs = neighbourhood(
         evaluation["individual"],
