@@ -50,8 +50,9 @@ from kdfair.validate import temperatures, validate
 
 log = logging.getLogger(__name__)
 
-# Dataset keys that say where or how data is read, not what it is: kept out of model keys.
-DATASET_RUNTIME_KEYS = ("root", "download", "verify_checksums", "num_workers")
+# Dataset keys that say where or how data is read or cached, not what it is: kept out of model
+# keys (tests/unit/test_configs.py checks every dataset config against this list).
+DATASET_RUNTIME_KEYS = ("root", "cache_dir", "download", "verify_checksums", "num_workers")
 # Dataset keys that describe the dataset to kdfair rather than configure its factory.
 DATASET_META_KEYS = ("name", "num_classes", "batch_size", "max_train", "max_test")
 # results.csv columns left out of the one-screen summary a job logs.

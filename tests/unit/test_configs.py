@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
-from kdfair.pipeline import build_model, dataset_spec
+from kdfair.pipeline import DATASET_RUNTIME_KEYS, build_model, dataset_spec
 from kdfair.validate import temperatures, validate
 
 from ..conftest import CONFIG_DIR, compose_train
@@ -113,10 +113,54 @@ def test_the_paper_schedule_is_the_default():
     assert cfg.distill.alpha == 0.8 and cfg.distill.t_squared is False
 
 
-def test_model_keys_ignore_where_the_data_lives():
-    a = dataset_spec(compose_train(["dataset.root=/a"]).dataset)
-    b = dataset_spec(compose_train(["dataset.root=/b"]).dataset)
-    assert a == b and "root" not in a
+DATASETS = sorted(p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml"))
+
+
+def _changed(value):
+    """Another value of the same kind, for any dataset setting."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1
+    if isinstance(value, str):
+        return value + "_other"
+    if isinstance(value, list):
+        return [*value, value[0] if value else 1]
+    if isinstance(value, dict):
+        return {**value, "other": 1}
+    return 1  # None
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_model_keys_ignore_where_data_and_outputs_live_and_nothing_else(dataset, monkeypatch):
+    """Moving the data (dataset.root, KDFAIR_DATA), the outputs (paths.outputs, which text
+    caches follow) or how files are read leaves the key; any other dataset setting changes it."""
+    base = dataset_spec(compose_train([f"dataset={dataset}"]).dataset)
+    moved = [
+        "paths.outputs=/somewhere/else",
+        "dataset.root=/other/data",
+        *[f"dataset.{k}={_changed(v)}" for k, v in _runtime(dataset).items()],
+    ]
+    for override in moved:
+        cfg = compose_train([f"dataset={dataset}", override])
+        assert dataset_spec(cfg.dataset) == base, override
+    monkeypatch.setenv("KDFAIR_DATA", "/data/from/env")
+    monkeypatch.setenv("KDFAIR_OUTPUTS", "/outputs/from/env")
+    assert dataset_spec(compose_train([f"dataset={dataset}"]).dataset) == base
+    monkeypatch.undo()
+    composed = compose_train([f"dataset={dataset}"]).dataset
+    for key, value in OmegaConf.to_container(composed).items():
+        if key in DATASET_RUNTIME_KEYS or key == "_target_":
+            continue
+        changed = composed.copy()
+        with open_dict(changed):
+            changed[key] = _changed(value)
+        assert dataset_spec(changed) != base, key
+
+
+def _runtime(dataset: str) -> dict:
+    cfg = OmegaConf.to_container(compose_train([f"dataset={dataset}"]).dataset)
+    return {k: v for k, v in cfg.items() if k in DATASET_RUNTIME_KEYS and k != "root"}
 
 
 @pytest.mark.parametrize(
