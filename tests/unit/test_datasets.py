@@ -211,3 +211,27 @@ def test_celeba_undersampling_keeps_images_labels_and_attributes_aligned(tmp_pat
         np.testing.assert_array_equal(
             data.train.attributes[attr].numpy(), written["attributes"][attr][rows]
         )
+
+
+class _Planted:
+    """A pickle that, when loaded by a plain unpickler, creates a file: code from a data file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_a_crafted_cifar_batch_runs_no_code(tmp_path):
+    import pickle
+
+    write_cifar(tmp_path)
+    marker = tmp_path / "code-ran"
+    batch = tmp_path / "cifar-10-batches-py" / "data_batch_1"
+    batch.write_bytes(pickle.dumps({"data": _Planted(str(marker)), "labels": [0]}))
+    with pytest.raises(KdfairError, match="(?s)data_batch_1.*pathlib"):
+        load_cifar(str(tmp_path))
+    assert not marker.exists()

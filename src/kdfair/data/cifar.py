@@ -44,10 +44,32 @@ def _files(variant: str) -> tuple[list[str], list[str], str, str, str]:
     return ["train"], ["test"], "meta", "fine_labels", "fine_label_names"
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles only what a CIFAR batch holds (dicts, lists, strings, numbers and numpy arrays):
+    a pickle may name any callable, and a crafted batch file must not run code."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),  # byte strings pickled by Python 3 with protocol < 3
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"it refers to {module}.{name}, which no CIFAR batch contains (refused unread)"
+            )
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path, dataset: str) -> dict:
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
+            return _BatchUnpickler(f, encoding="latin1").load()
     except Exception as e:  # noqa: BLE001 - truncated or foreign files fail in many ways
         raise corrupt(dataset, path, e, HOW_TO_GET) from e
 
