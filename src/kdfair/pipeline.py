@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import kdfair
 from kdfair import distributed
+from kdfair.atomic import torch_save, write_json, write_text
 from kdfair.data import DataBundle, Split
 from kdfair.errors import KdfairError
 from kdfair.measure import TrainedModel, neighbourhood, recipes_of, result_row
@@ -36,15 +37,7 @@ from kdfair.metrics.individual import Neighbourhood
 from kdfair.predict import Predictions, predict
 from kdfair.results import append_results
 from kdfair.schedule import Schedule, scaled_milestones
-from kdfair.store import (
-    ModelStore,
-    StoredModel,
-    corrupt_entry,
-    model_key,
-    torch_save,
-    write_json,
-    write_text,
-)
+from kdfair.store import ModelStore, StoredModel, corrupt_entry, model_key
 from kdfair.training import Distillation, Run, Speed, fit_many, resolve_device, switch
 from kdfair.validate import temperatures, validate
 

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from kdfair import distributed
+from kdfair.atomic import atomic_path
 from kdfair.data import DataBundle
-from kdfair.store import atomic_path
 from kdfair.training import autocast
 
 HALF_PRECISION_MIN_CLASSES = 200  # logits may be stored as float16 from this many classes on

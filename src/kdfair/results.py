@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock
 
-from kdfair.store import atomic_path, write_json
+from kdfair.atomic import atomic_path, write_json
 
 IDENTITY = [
     "experiment",

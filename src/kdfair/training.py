@@ -28,11 +28,11 @@ from torch import nn
 from tqdm import tqdm
 
 from kdfair import distributed
+from kdfair.atomic import torch_save
 from kdfair.data import DataBundle
 from kdfair.errors import KdfairError
 from kdfair.losses import kd_loss
 from kdfair.schedule import Schedule, per_step_factor
-from kdfair.store import torch_save
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from kdfair import training
+from kdfair.atomic import write_json
 from kdfair.errors import KdfairError
 from kdfair.results import append_results, read_results
 from kdfair.schedule import Schedule
-from kdfair.store import REQUIRED_FILES, ModelStore, write_json
+from kdfair.store import REQUIRED_FILES, ModelStore
 from kdfair.training import Distillation, Run, fit, fit_many
 
 from .test_distillation_wiring import Linear, _bundle
@@ -49,7 +50,8 @@ def _race_for_a_key(root: str, barrier, results) -> None:
 def _race_to_append(path: str, worker: int, barrier) -> None:
     barrier.wait()
     for i in range(10):
-        append_results(Path(path), [{"model_key": f"w{worker}m{i}", "eval": "e", "accuracy": 0.5}])
+        row = {"model_key": f"w{worker}m{i}", "role": "teacher", "eval": "e", "accuracy": 0.5}
+        append_results(Path(path), [row])
 
 
 def _start(target, make_args) -> list:

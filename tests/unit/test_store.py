@@ -2,8 +2,9 @@ import json
 
 import pytest
 
+from kdfair.atomic import atomic_path, write_json
 from kdfair.errors import KdfairError
-from kdfair.store import REQUIRED_FILES, ModelStore, atomic_path, model_key, write_json
+from kdfair.store import REQUIRED_FILES, ModelStore, model_key
 
 
 def test_key_depends_on_content_not_on_order():

@@ -19,7 +19,7 @@ from kdfair.analysis.claims import claims as test_claims
 from kdfair.analysis.load import Sweep, load_sweep
 from kdfair.analysis.paper import comparison as paper_comparison
 from kdfair.analysis.tables import classwise, disagreements, model_intervals, summary
-from kdfair.store import atomic_path, write_text
+from kdfair.atomic import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 

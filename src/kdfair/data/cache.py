@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock
 
+from kdfair.atomic import atomic_path
 from kdfair.errors import KdfairError
-from kdfair.store import atomic_path
 
 log = logging.getLogger(__name__)
 
