@@ -12,9 +12,7 @@ This is the only module that calls hydra's instantiate: below it everything take
 from __future__ import annotations
 
 import logging
-import platform
 import re
-import subprocess
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,9 +24,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-import kdfair
 from kdfair import distributed
-from kdfair.atomic import torch_save, write_json, write_text
 from kdfair.data import DataBundle, Split
 from kdfair.errors import KdfairError
 from kdfair.measure import TrainedModel, neighbourhood, recipes_of, result_row
@@ -37,7 +33,7 @@ from kdfair.metrics.individual import Neighbourhood
 from kdfair.predict import Predictions, predict
 from kdfair.results import append_results
 from kdfair.schedule import Schedule, scaled_milestones
-from kdfair.store import ModelStore, StoredModel, corrupt_entry, model_key
+from kdfair.store import Entry, ModelStore, StoredModel, corrupt_entry, model_key
 from kdfair.training import Distillation, Run, Speed, fit_many, resolve_device, switch
 from kdfair.validate import temperatures, validate
 
@@ -289,8 +285,6 @@ class _Job:
         )
         for (folder, spec), run in zip(items, runs, strict=True):
             self.write_entry(folder, spec, role, run, time.perf_counter() - started)
-            if distributed.is_main():
-                (folder / "train.ckpt").unlink(missing_ok=True)  # complete: no resume state
 
     def write_entry(self, folder: Path, spec: dict, role: str, run: Run, seconds: float) -> None:
         """Predict the test split (every DDP rank its shard) and write the store folder (rank 0),
@@ -309,7 +303,6 @@ class _Job:
         )
 
     def _write_files(self, folder, spec, role, run, predictions, seconds) -> None:
-        predictions.save(folder / "predictions.npz")
         metrics = {
             "accuracy": accuracy(predictions.y_true, predictions.y_pred),
             "per_class_accuracy": per_class_accuracy(
@@ -321,16 +314,8 @@ class _Job:
             "processes": distributed.world_size(),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        torch_save(
-            {"state_dict": run.model.state_dict(), "spec": spec, "role": role, "metrics": metrics},
-            folder / "model.pt",
-        )
-        pd.DataFrame(run.history).to_csv(folder / "history.csv", index=False)
-        write_text(
-            folder / "config.yaml",
-            OmegaConf.to_yaml({"spec": spec, "key": folder.name, "environment": environment()}),
-        )
-        write_json(folder / "metrics.json", metrics)
+        entry = Entry(spec, role, run.model.state_dict(), predictions, metrics, run.history)
+        self.store.write(folder, entry)
 
     def reference_teacher(self, teacher: TrainedModel) -> TrainedModel | None:
         """The teacher whose features define individual fairness's neighbourhoods: that of seed
@@ -442,27 +427,3 @@ def load_model(entry: StoredModel, arch: dict) -> torch.nn.Module:
     except Exception as e:
         raise corrupt_entry(entry.folder, f"model.pt: {e}") from e
     return model
-
-
-def environment() -> dict:
-    """Versions and git commit, so a model folder says what produced it."""
-    try:
-        sha = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                cwd=Path(__file__).parent,
-                timeout=5,
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        sha = None
-    return {
-        "kdfair": kdfair.__version__,
-        "torch": str(torch.__version__),
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-        "git_sha": sha,
-    }

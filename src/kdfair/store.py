@@ -17,16 +17,27 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import platform
+import subprocess
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
+import pandas as pd
 import torch
+import yaml
 from filelock import FileLock
 
+import kdfair
 from kdfair import distributed
+from kdfair.atomic import torch_save, write_json, write_text
 from kdfair.errors import KdfairError
+
+if TYPE_CHECKING:
+    from kdfair.predict import Predictions
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +77,64 @@ class StoredModel:
         return torch.load(self.folder / "model.pt", map_location="cpu", weights_only=True)
 
 
+@dataclass
+class Entry:
+    """Everything a store folder holds, in memory: what `ModelStore.write` puts on disk."""
+
+    spec: dict  # what the key hashes
+    role: str  # the role it was trained for (recorded, never part of the key)
+    state_dict: dict
+    predictions: Predictions  # its test-set outputs (features included for teachers)
+    metrics: dict  # accuracy, per-class accuracy, dataset facts, timing, finished_at
+    history: list[dict]  # one row per epoch
+
+
+def environment() -> dict:
+    """Versions and git commit, so a model folder says what produced it."""
+    try:
+        sha = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).parent,
+                timeout=5,
+            ).stdout.strip()
+            or None
+        )
+    except (OSError, subprocess.SubprocessError):
+        sha = None
+    return {
+        "kdfair": kdfair.__version__,
+        "torch": str(torch.__version__),
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "git_sha": sha,
+    }
+
+
 class ModelStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
+
+    def write(self, folder: Path, entry: Entry) -> None:
+        """Write every file of an entry, each atomically, metrics.json last (it marks the entry
+        complete), then drop the resume checkpoint: the folder contract in one place."""
+        entry.predictions.save(folder / "predictions.npz")
+        torch_save(
+            {
+                "state_dict": entry.state_dict,
+                "spec": entry.spec,
+                "role": entry.role,
+                "metrics": entry.metrics,
+            },
+            folder / "model.pt",
+        )
+        write_text(folder / "history.csv", pd.DataFrame(entry.history).to_csv(index=False))
+        config = {"spec": entry.spec, "key": folder.name, "environment": environment()}
+        write_text(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+        write_json(folder / COMPLETE_MARKER, entry.metrics)
+        (folder / "train.ckpt").unlink(missing_ok=True)
 
     def folder(self, key: str) -> Path:
         return self.root / key
