@@ -237,7 +237,7 @@ def _remeasure(directory: Path, overrides: list[str]) -> None:
     test_inputs = None
     if evaluation["individual"]["enabled"] and evaluation["individual"]["space"] == "input":
         from kdfair.data import Split
-        from kdfair.pipeline import build_dataset
+        from kdfair.factories import build_dataset
 
         test = build_dataset(cfg.dataset).test
         test_inputs = test.images.numpy() if isinstance(test, Split) else None

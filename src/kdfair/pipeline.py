@@ -6,13 +6,13 @@ temperature from the model store, each saving its test predictions once, when tr
 4. measure accuracy, group fairness (DPD, EOD per protected attribute) and individual fairness
 from the saved predictions; 5. append one row per model to outputs/<experiment>/results.csv.
 
-This is the only module that calls hydra's instantiate: below it everything takes typed values.
+Configs become objects in kdfair.factories (the only caller of hydra's instantiate); below this
+module everything takes typed values.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,30 +20,29 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from kdfair import distributed
-from kdfair.data import DataBundle, Split
-from kdfair.errors import KdfairError
+from kdfair.data import Split
+from kdfair.factories import (
+    build_dataset,
+    build_model,
+    build_optimizer,
+    dataset_spec,
+    load_model,
+)
 from kdfair.measure import TrainedModel, neighbourhood, recipes_of, result_row
 from kdfair.metrics.accuracy import accuracy, per_class_accuracy
 from kdfair.metrics.individual import Neighbourhood
 from kdfair.predict import Predictions, predict
 from kdfair.results import append_results
 from kdfair.schedule import Schedule, scaled_milestones
-from kdfair.store import Entry, ModelStore, StoredModel, corrupt_entry, model_key
+from kdfair.store import Entry, ModelStore, model_key
 from kdfair.training import Distillation, Run, Speed, fit_many, resolve_device, switch
 from kdfair.validate import temperatures, validate
 
 log = logging.getLogger(__name__)
 
-# Dataset keys that say where or how data is read or cached, not what it is: kept out of model
-# keys (tests/unit/test_configs.py checks every dataset config against this list).
-DATASET_RUNTIME_KEYS = ("root", "cache_dir", "download", "verify_checksums", "num_workers")
-# Dataset keys that describe the dataset to kdfair rather than configure its factory.
-DATASET_META_KEYS = ("name", "num_classes", "batch_size", "max_train", "max_test")
 # results.csv columns left out of the one-screen summary a job logs.
 SUMMARY_HIDDEN = [
     "experiment",
@@ -131,29 +130,6 @@ def record(
         summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
     )
     return summary
-
-
-def build_dataset(dataset_cfg: DictConfig) -> DataBundle:
-    """Instantiate the dataset config; `max_train`/`max_test` cut it to a fixed random subset
-    (a generated dataset, which has `n_train`/`n_test`, is generated that small instead)."""
-    factory_cfg = {k: v for k, v in dataset_cfg.items() if k not in DATASET_META_KEYS}
-    limits = {"n_train": dataset_cfg.get("max_train"), "n_test": dataset_cfg.get("max_test")}
-    for key, limit in limits.items():
-        if limit is not None and key in factory_cfg:
-            factory_cfg[key] = min(factory_cfg[key], limit)
-    data = _instantiate(factory_cfg, f"dataset {dataset_cfg.name}", "dataset")
-    data = data.subset(limits["n_train"], limits["n_test"])
-    if data.num_classes != dataset_cfg.num_classes:
-        raise KdfairError(
-            f"dataset.num_classes={dataset_cfg.num_classes} but the {dataset_cfg.name} data has "
-            f"{data.num_classes} classes; fix dataset.num_classes."
-        )
-    return data
-
-
-def dataset_spec(dataset_cfg: DictConfig) -> dict:
-    resolved = OmegaConf.to_container(dataset_cfg, resolve=True)
-    return {k: v for k, v in resolved.items() if k not in DATASET_RUNTIME_KEYS}
 
 
 class _Job:
@@ -276,7 +252,7 @@ class _Job:
         fit_many(
             runs,
             self.data,
-            instantiate(optim.optimizer),
+            build_optimizer(optim.optimizer),
             schedule,
             seed=items[0][1]["seed"],
             device=self.device,
@@ -381,49 +357,3 @@ class _Job:
 
 def _describe(role: str, arch: str, seed: int, temperature: float | None) -> str:
     return f"{role} {arch} seed={seed}" + (f" T={temperature:g}" if temperature is not None else "")
-
-
-def build_model(arch: DictConfig | dict) -> torch.nn.Module:
-    """Instantiate a model config (its `name` key is a label, not a factory argument)."""
-    arch = OmegaConf.to_container(arch, resolve=True) if isinstance(arch, DictConfig) else arch
-    return _instantiate(
-        {k: v for k, v in arch.items() if k != "name"}, f"model {arch['name']}", "model"
-    )
-
-
-def _instantiate(node: dict, what: str, group: str):
-    """hydra's instantiate; a KdfairError the factory raised comes through as itself (not
-    wrapped in Hydra's exception), a key the factory does not take is explained in plain words."""
-    try:
-        return instantiate(node)
-    except InstantiationException as e:
-        if isinstance(e.__cause__, KdfairError):
-            raise e.__cause__ from None
-        match = re.search(r"unexpected keyword argument '(\w+)'", str(e))
-        if match is None:
-            raise
-        raise KdfairError(
-            f"{what} has no setting {match.group(1)!r} (set in its config, an experiment or an "
-            "override). "
-            f"Remove it; a bare `kdfair train` adds the demo experiment's Trifeature settings, so "
-            f"select an experiment (+experiment=<name>) when changing {group}."
-        ) from e
-
-
-def load_model(entry: StoredModel, arch: dict) -> torch.nn.Module:
-    """A stored model, rebuilt from its architecture and weights. Under DDP rank 0 reads the file
-    and sends the weights (a file just written may not yet be visible on other nodes)."""
-
-    def read() -> dict:
-        try:
-            return entry.load_checkpoint()["state_dict"]
-        except Exception as e:
-            raise corrupt_entry(entry.folder, f"model.pt: {e}") from e
-
-    state = distributed.from_main(read)
-    model = build_model(arch)
-    try:
-        model.load_state_dict(state)
-    except Exception as e:
-        raise corrupt_entry(entry.folder, f"model.pt: {e}") from e
-    return model

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from kdfair.pipeline import build_dataset
+from kdfair.factories import build_dataset
 from kdfair.results import LEADING, TRAILING
 from kdfair.store import REQUIRED_FILES
 

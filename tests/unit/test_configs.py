@@ -4,7 +4,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from kdfair.pipeline import DATASET_RUNTIME_KEYS, build_model, dataset_spec
+from kdfair.factories import DATASET_RUNTIME_KEYS, build_model, dataset_spec
 from kdfair.validate import temperatures, validate
 
 from ..conftest import CONFIG_DIR, compose_train

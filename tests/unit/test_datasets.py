@@ -12,7 +12,7 @@ from kdfair.data.imagenet import load_imagenet
 from kdfair.data.svhn import load_svhn
 from kdfair.data.tinyimagenet import load_tinyimagenet
 from kdfair.errors import KdfairError
-from kdfair.pipeline import build_dataset
+from kdfair.factories import build_dataset
 
 from ..conftest import compose_train
 from ..fixtures.datasets import (
