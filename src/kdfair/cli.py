@@ -238,9 +238,11 @@ def _remeasure(directory: Path, overrides: list[str]) -> None:
     if evaluation["individual"]["enabled"] and evaluation["individual"]["space"] == "input":
         from kdfair.data import Split
         from kdfair.factories import build_dataset
+        from kdfair.measure import check_input_space
 
-        test = build_dataset(cfg.dataset).test
-        test_inputs = test.images.numpy() if isinstance(test, Split) else None
+        data = build_dataset(cfg.dataset)
+        check_input_space(evaluation["individual"], data)
+        test_inputs = data.test.images.numpy() if isinstance(data.test, Split) else None
     remeasure(directory, evaluation, test_inputs=test_inputs)
 
 

@@ -35,6 +35,16 @@ class TrainedModel:
     trained_now: bool
 
 
+def check_input_space(individual, data) -> None:
+    """eval.individual.space=input compares inputs as pixels: meaningless for token ids."""
+    if individual["enabled"] and individual["space"] == "input" and data.modality != "image":
+        raise KdfairError(
+            f"eval.individual.space=input measures distances between input pixels, but "
+            f"{data.name}'s inputs are {data.modality} token ids, whose distances mean nothing. "
+            "Use eval.individual.space=teacher (the reference teacher's features)."
+        )
+
+
 def neighbourhood(
     individual: dict,
     *,

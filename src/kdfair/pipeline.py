@@ -31,7 +31,13 @@ from kdfair.factories import (
     dataset_spec,
     load_model,
 )
-from kdfair.measure import TrainedModel, neighbourhood, recipes_of, result_row
+from kdfair.measure import (
+    TrainedModel,
+    check_input_space,
+    neighbourhood,
+    recipes_of,
+    result_row,
+)
 from kdfair.metrics.accuracy import accuracy, per_class_accuracy
 from kdfair.metrics.individual import Neighbourhood
 from kdfair.predict import Predictions, predict
@@ -66,6 +72,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     device = distributed.setup(device)  # under torchrun: this rank's device, process group joined
     distributed.local_batch_size(int(cfg.dataset.batch_size))  # fails early if it cannot split
     data = distributed.main_first(lambda: build_dataset(cfg.dataset))  # one download, one cache
+    check_input_space(OmegaConf.to_container(cfg.eval.individual), data)  # before training
     speed = Speed(
         amp=amp,
         # faster on CUDA and on CPU alike (benchmarks/RESULTS.md)

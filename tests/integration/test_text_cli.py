@@ -60,3 +60,14 @@ def test_redditbias_minilm_runs_on_the_real_comments(tmp_path):
     table = pd.read_csv(tmp_path / "outputs" / "redditbias_minilm" / "results.csv")
     assert table["arch"].tolist() == ["minilm", "minilm_l2", "minilm_l2"]
     assert {"dpd_group", "eod_group"} <= set(table.columns)
+
+
+def test_input_space_individual_fairness_is_refused_for_text(tmp_path):
+    """Token ids are not pixels: distances between them mean nothing, so the job stops at once."""
+    common = tiny_hatexplain_experiment(tmp_path)
+    result = run_kdfair(
+        tmp_path, tmp_path / "data", "train", *common, "eval.individual.space=input"
+    )
+    assert result.returncode == 2, result.stderr
+    assert "eval.individual.space=input" in result.stderr and "space=teacher" in result.stderr
+    assert not (tmp_path / "outputs" / "models").exists()  # nothing was trained
