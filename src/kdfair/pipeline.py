@@ -182,10 +182,10 @@ class _Job:
         temperature: float | None = None,
     ) -> TrainedModel:
         spec = self.spec(role, arch, optim, seed, teacher, temperature)
-        entry, trained = self.store.get_or_train(
-            model_key(spec),
-            lambda folder: self.train_into([(folder, spec)], role, arch, optim, teacher),
-            description=_describe(role, arch.name, seed, temperature),
+        ((entry, trained),) = self.store.get_or_train(
+            [model_key(spec)],
+            lambda folders: self.train_into([(folders[0], spec)], role, arch, optim, teacher),
+            descriptions=[_describe(role, arch.name, seed, temperature)],
         )
         return TrainedModel(role, entry, spec, trained)
 
@@ -195,33 +195,36 @@ class _Job:
         """One distilled student per temperature. With distill.fused, the missing ones train
         together: one data stream and one teacher forward pass per batch for all of them."""
         arch, optim, seed = self.cfg.student, self.cfg.student_optim, self.cfg.seed
-        specs = [self.spec("distilled", arch, optim, seed, teacher, t) for t in temps]
-        keys = [model_key(spec) for spec in specs]
-        trained_now = set()
-        missing = [k for k in keys if self.store.find(k) is None]
-        if self.cfg.distill.fused and len(missing) > 1:
-            with self.store.locks(missing):
-                todo = [
-                    (self.store.folder(k), spec)
-                    for k, spec in zip(keys, specs, strict=True)
-                    if k in missing and self.store.find(k) is None
-                ]
-                if todo:
-                    log.info(
-                        "distilled %s seed=%d T=%s: training %d students fused into %s",
-                        arch.name,
-                        seed,
-                        ",".join(f"{s['distill']['temperature']:g}" for _, s in todo),
-                        len(todo),
-                        ", ".join(str(f) for f, _ in todo),
-                    )
-                    self.train_into(todo, "distilled", arch, optim, teacher)
-                    trained_now = {folder.name for folder, _ in todo}  # folder name = key
+        if not self.cfg.distill.fused:
+            return [
+                self.get_or_train("distilled", arch, optim, seed, teacher=teacher, temperature=t)
+                for t in temps
+            ]
+        specs = {
+            model_key(s): s
+            for s in (self.spec("distilled", arch, optim, seed, teacher, t) for t in temps)
+        }
+
+        def train(folders: list[Path]) -> None:
+            todo = [(folder, specs[folder.name]) for folder in folders]  # folder name = key
+            if len(todo) > 1:
+                log.info(
+                    "distilled %s seed=%d T=%s: training %d students fused",
+                    arch.name,
+                    seed,
+                    ",".join(f"{s['distill']['temperature']:g}" for _, s in todo),
+                    len(todo),
+                )
+            self.train_into(todo, "distilled", arch, optim, teacher)
+
+        outcomes = self.store.get_or_train(
+            list(specs),
+            train,
+            descriptions=[_describe("distilled", arch.name, seed, t) for t in temps],
+        )
         return [
-            TrainedModel("distilled", self.store.find(key), spec, True)
-            if key in trained_now
-            else self.get_or_train("distilled", arch, optim, seed, teacher=teacher, temperature=t)
-            for t, spec, key in zip(temps, specs, keys, strict=True)
+            TrainedModel("distilled", entry, spec, trained)
+            for (entry, trained), spec in zip(outcomes, specs.values(), strict=True)
         ]
 
     def train_into(

@@ -173,29 +173,36 @@ class ModelStore:
             yield
 
     def get_or_train(
-        self, key: str, train: Callable[[Path], None], *, description: str
-    ) -> tuple[StoredModel, bool]:
-        """Return (entry, trained_now). `train(folder)` must write every file of the entry.
+        self, keys: list[str], train: Callable[[list[Path]], None], *, descriptions: list[str]
+    ) -> list[tuple[StoredModel, bool]]:
+        """(entry, trained_now) per key. The missing entries are trained together, by one call
+        `train(folders)` that must write each folder (`write`).
 
-        Training happens under `<root>/<key>.lock`: a second job asking for the same model waits
-        and then finds the finished entry instead of training it again.
+        Training happens under the keys' locks (`<root>/<key>.lock`, taken in sorted order): a
+        second job asking for one of the models waits and then finds the finished entry instead
+        of training it again. One key is the common case; several are fused training.
         """
-        entry = self.find(key)
-        if entry is not None:
-            log.info("%s: reusing %s", description, entry.folder)
-            return entry, False
-        with self.locks([key]):
-            entry = self.find(key)  # another job may have finished it while we waited
-            if entry is not None:
-                log.info("%s: reusing %s (trained by another job)", description, entry.folder)
-                return entry, False
-            folder = self.folder(key)
-            folder.mkdir(parents=True, exist_ok=True)
-            log.info("%s: training into %s", description, folder)
-            train(folder)
-            entry = self.find(key)
-            if entry is None:
-                raise RuntimeError(f"training {description} did not complete {folder}")
-            if distributed.is_main():
-                (folder / "train.ckpt").unlink(missing_ok=True)
-            return entry, True
+        named = dict(zip(keys, descriptions, strict=True))
+        found = {key: self.find(key) for key in keys}
+        missing = [key for key in keys if found[key] is None]
+        trained: list[str] = []
+        if missing:
+            with self.locks(missing):
+                for key in missing:
+                    found[key] = self.find(key)  # another job may have finished it meanwhile
+                trained = [key for key in missing if found[key] is None]
+                if trained:
+                    folders = [self.folder(key) for key in trained]
+                    for key, folder in zip(trained, folders, strict=True):
+                        folder.mkdir(parents=True, exist_ok=True)
+                        log.info("%s: training into %s", named[key], folder)
+                    train(folders)
+                    for key in trained:
+                        found[key] = self.find(key)
+                        if found[key] is None:
+                            raise RuntimeError(f"training {named[key]} did not complete its entry")
+        for key in keys:
+            if key not in trained:
+                later = " (trained by another job)" if key in missing else ""
+                log.info("%s: reusing %s%s", named[key], found[key].folder, later)
+        return [(found[key], key in trained) for key in keys]

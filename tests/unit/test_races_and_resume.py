@@ -29,20 +29,21 @@ PROCESSES = 4
 FORK_OK = pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
 
 
-def _train_into(folder: Path, log: Path) -> None:
-    with log.open("a") as f:
-        f.write(f"{folder.name}\n")
-    time.sleep(0.3)  # a training that takes a while: the others arrive while it runs
-    for name in REQUIRED_FILES:
-        if name != "metrics.json":
-            (folder / name).write_text("x")
-    write_json(folder / "metrics.json", {"accuracy": 0.5})
+def _train_into(folders: list[Path], log: Path) -> None:
+    for folder in folders:
+        with log.open("a") as f:
+            f.write(f"{folder.name}\n")
+        time.sleep(0.3)  # a training that takes a while: the others arrive while it runs
+        for name in REQUIRED_FILES:
+            if name != "metrics.json":
+                (folder / name).write_text("x")
+        write_json(folder / "metrics.json", {"accuracy": 0.5})
 
 
 def _race_for_a_key(root: str, barrier, results) -> None:
     barrier.wait()
-    entry, trained = ModelStore(root).get_or_train(
-        "k1", partial(_train_into, log=Path(root) / "trainings.log"), description="race"
+    ((entry, trained),) = ModelStore(root).get_or_train(
+        ["k1"], partial(_train_into, log=Path(root) / "trainings.log"), descriptions=["race"]
     )
     results.put((entry.key, trained))
 

@@ -15,20 +15,21 @@ def test_key_depends_on_content_not_on_order():
 
 
 def _fake_train(calls):
-    def train(folder):
-        calls.append(folder)
-        for name in REQUIRED_FILES:
-            if name != "metrics.json":
-                (folder / name).write_text("x")
-        write_json(folder / "metrics.json", {"accuracy": 0.5})
+    def train(folders):
+        for folder in folders:
+            calls.append(folder)
+            for name in REQUIRED_FILES:
+                if name != "metrics.json":
+                    (folder / name).write_text("x")
+            write_json(folder / "metrics.json", {"accuracy": 0.5})
 
     return train
 
 
 def test_get_or_train_trains_once_then_reuses(tmp_path):
     store, calls = ModelStore(tmp_path), []
-    first, trained = store.get_or_train("k1", _fake_train(calls), description="m")
-    second, trained_again = store.get_or_train("k1", _fake_train(calls), description="m")
+    ((first, trained),) = store.get_or_train(["k1"], _fake_train(calls), descriptions=["m"])
+    ((second, trained_again),) = store.get_or_train(["k1"], _fake_train(calls), descriptions=["m"])
     assert trained and not trained_again
     assert len(calls) == 1 and first.folder == second.folder
     assert second.metrics == {"accuracy": 0.5}
@@ -44,7 +45,7 @@ def test_an_interrupted_entry_is_not_taken_for_a_finished_one(tmp_path):
 @pytest.mark.parametrize("damage", ["bad_json", "missing_file"])
 def test_a_corrupt_entry_gives_a_clear_error(tmp_path, damage):
     store = ModelStore(tmp_path)
-    store.get_or_train("k1", _fake_train([]), description="m")
+    store.get_or_train(["k1"], _fake_train([]), descriptions=["m"])
     if damage == "bad_json":
         (tmp_path / "k1" / "metrics.json").write_text("{not json")
     else:
@@ -67,3 +68,17 @@ def test_atomic_path_replaces_the_old_file_whole(tmp_path):
     write_json(target, {"v": 2})
     assert json.loads(target.read_text()) == {"v": 2}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_several_keys_train_the_missing_ones_together_once(tmp_path):
+    store, calls = ModelStore(tmp_path), []
+    store.get_or_train(["b"], _fake_train(calls), descriptions=["b"])
+    batches = []
+    outcomes = store.get_or_train(
+        ["a", "b", "c"],
+        lambda folders: batches.append([f.name for f in folders]) or _fake_train(calls)(folders),
+        descriptions=["a", "b", "c"],
+    )
+    assert batches == [["a", "c"]]  # one call for the missing ones; b is reused
+    assert [trained for _, trained in outcomes] == [True, False, True]
+    assert [entry.key for entry, _ in outcomes] == ["a", "b", "c"]
