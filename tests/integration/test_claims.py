@@ -199,3 +199,17 @@ def test_the_fairness_figure_plots_the_summary_and_the_label_line(planted, monke
     teacher = summary[summary.role == "teacher"]["dpd_color_mean"].iloc[0] * 100
     assert lines["teacher"].get_ydata()[0] == pytest.approx(teacher)
     assert lines["test labels"].get_ydata()[0] == pytest.approx(labels["dpd_color"] * 100)
+
+
+def test_classwise_claims_need_three_seeds_and_three_temperatures(tmp_path):
+    """#SC/#TC trends are claims of class-wise experiments (no protected attributes)."""
+    from .sweep_fixture import write_sweep
+
+    two_seeds = write_sweep(tmp_path / "a", seeds=[0, 1], temperatures=(2.0, 4.0, 6.0))
+    results = read_results(two_seeds / "results.csv").drop(columns=["dpd_color", "eod_color"])
+    results.to_csv(two_seeds / "results.csv", index=False)
+    analyze(two_seeds, resamples=100)
+    claims = _claims(two_seeds)
+    row = claims.loc[("sc_rises_with_T", "n_sc")]
+    assert row["verdict"] == "not testable" and "fewer than 3 seeds" in row["statistic"]
+    assert ("fairness_improves_with_T", "dpd_color") not in claims.index

@@ -286,6 +286,19 @@ def _classwise_claims(c: _Claims, counts: pd.DataFrame) -> list[dict]:
     ):
         usable = counts[(counts["temperature"] <= PAPER_T_MAX) & counts[metric].notna()]
         n_models = int(usable["n_distilled"].sum()) if len(usable) else 0
+        reference = c.student if metric == "n_sc" else c.teacher
+        reason = c.too_few(
+            {
+                "NDS" if metric == "n_sc" else "teacher": np.arange(len(reference)),
+                **{
+                    f"DS T={t:g}": np.arange(n)
+                    for t, n in usable[["temperature", "n_distilled"]].values
+                },
+            }
+        )
+        if reason:
+            rows.append(_untestable(claim, metric, reason, n_models))
+            continue
         if len(usable) < 3:
             rows.append(
                 _untestable(

@@ -53,13 +53,11 @@ def analyze(
 
     rows = list(sweep.results.index)
     predictions = [sweep.predictions(sweep.results.loc[i]) for i in rows]
-    replicates = dict(
-        zip(
-            rows,
-            model_replicates(predictions, sweep.num_classes, resamples=resamples, seed=seed),
-            strict=True,
-        )
-    )
+    bootstrapped = model_replicates(predictions, sweep.num_classes, resamples=resamples, seed=seed)
+    replicates = {  # only for the columns results.csv has (its eval setting's)
+        i: {m: v for m, v in model.items() if m in sweep.metric_columns}
+        for i, model in zip(rows, bootstrapped, strict=True)
+    }
     summary_table = summary(sweep, replicates, seed=seed)
     _write_csv(summary_table, out / "summary.csv", index=False)
     _write_csv(model_intervals(sweep, replicates), out / "model_intervals.csv", index=False)
