@@ -242,7 +242,7 @@ def _remeasure(directory: Path, overrides: list[str]) -> None:
 
         data = build_dataset(cfg.dataset)
         check_input_space(evaluation["individual"], data)
-        test_inputs = data.test.images.numpy() if isinstance(data.test, Split) else None
+        test_inputs = data.test.inputs.numpy() if isinstance(data.test, Split) else None
     remeasure(directory, evaluation, test_inputs=test_inputs)
 
 

@@ -360,7 +360,7 @@ class _Job:
                 if reference is not None
                 else None
             ),
-            test_inputs=test.images.numpy() if isinstance(test, Split) else None,
+            test_inputs=test.inputs.numpy() if isinstance(test, Split) else None,
             dataset_name=self.data.name,
         )
 

@@ -32,9 +32,9 @@ def test_cifar_labels_images_and_class_names_come_back(tmp_path, variant):
     assert data.num_classes == (10 if variant == "cifar10" else 100)
     np.testing.assert_array_equal(data.train.labels.numpy(), written["train_labels"])
     np.testing.assert_array_equal(data.test.labels.numpy(), written["test_labels"])
-    assert data.train.images.dtype == torch.uint8 and data.train.images.shape[1:] == (3, 32, 32)
+    assert data.train.inputs.dtype == torch.uint8 and data.train.inputs.shape[1:] == (3, 32, 32)
     np.testing.assert_array_equal(
-        data.train.images.numpy().transpose(0, 2, 3, 1), written["train_images"]
+        data.train.inputs.numpy().transpose(0, 2, 3, 1), written["train_images"]
     )
 
 
@@ -44,7 +44,7 @@ def test_svhn_maps_label_10_to_digit_0(tmp_path):
     np.testing.assert_array_equal(data.train.labels.numpy(), written["train_labels"])
     np.testing.assert_array_equal(data.test.labels.numpy(), written["test_labels"])
     np.testing.assert_array_equal(
-        data.test.images.numpy().transpose(0, 2, 3, 1), written["test_images"]
+        data.test.inputs.numpy().transpose(0, 2, 3, 1), written["test_images"]
     )
     assert data.class_names == [str(d) for d in range(10)]
 
@@ -55,8 +55,8 @@ def test_tinyimagenet_reads_train_folders_and_val_annotations(tmp_path):
     assert data.class_names == written["class_names"] and data.num_classes == 3
     assert data.train.labels.tolist() == [0, 0, 1, 1, 2, 2]
     assert data.test.labels.tolist() == written["val_labels"]
-    assert data.train.images.shape == (6, 3, 64, 64)
-    red = data.train.images[:, 0, 0, 0].float()
+    assert data.train.inputs.shape == (6, 3, 64, 64)
+    red = data.train.inputs[:, 0, 0, 0].float()
     assert torch.allclose(red, 40.0 * data.train.labels.float(), atol=3)  # image and label paired
     assert list((tmp_path / "tiny-imagenet-200" / "kdfair-cache").glob("*.npz"))  # decoded once
 
@@ -87,7 +87,7 @@ def test_celeba_target_attributes_and_official_partition(tmp_path):
         )
     assert data.attribute_groups == {"Young": ["not Young", "Young"], "Male": ["not Male", "Male"]}
     assert data.class_names == ["not Smiling", "Smiling"]
-    assert data.test.images.shape == (10, 3, 16, 16)
+    assert data.test.inputs.shape == (10, 3, 16, 16)
 
 
 def test_celeba_balances_the_training_labels_deterministically_per_seed(tmp_path):
@@ -97,10 +97,10 @@ def test_celeba_balances_the_training_labels_deterministically_per_seed(tmp_path
     c = load_celeba(str(tmp_path), image_size=8, balance_seed=1)
     counts = torch.bincount(a.train.labels)
     assert counts[0] == counts[1] == 16  # 48 training images, a third smiling
-    assert torch.equal(a.train.images, b.train.images) and torch.equal(
+    assert torch.equal(a.train.inputs, b.train.inputs) and torch.equal(
         a.train.labels, b.train.labels
     )
-    assert not torch.equal(a.train.images, c.train.images)
+    assert not torch.equal(a.train.inputs, c.train.inputs)
     # Undersampling drops only non-smiling images, so every smiling training image is kept and
     # the shares of the smiling cells are the fixture's own: its counts over the 32 kept images.
     distribution = a.info["train_group_distribution"]
@@ -204,7 +204,7 @@ def test_celeba_undersampling_keeps_images_labels_and_attributes_aligned(tmp_pat
     by its colour, carries its own row's label and attributes."""
     written = write_celeba(tmp_path, n=50, n_test=10)
     data = load_celeba(str(tmp_path), image_size=8, balance_seed=3)
-    rows = np.rint(data.train.images[:, 0].float().mean(dim=(1, 2)).numpy() / 5).astype(int)
+    rows = np.rint(data.train.inputs[:, 0].float().mean(dim=(1, 2)).numpy() / 5).astype(int)
     assert len(set(rows)) == len(rows) and (written["partition"][rows] == 0).all()
     np.testing.assert_array_equal(data.train.labels.numpy(), written["attributes"]["Smiling"][rows])
     for attr in ("Young", "Male"):

@@ -133,7 +133,7 @@ def test_a_training_split_on_the_gpu_gives_the_cpu_batches():
     data = _bundle(96, Augmentation(4, True))
     cuda = torch.device("cuda")
     on_gpu = data.train_on(cuda)
-    assert on_gpu.train.images.device.type == "cuda"
+    assert on_gpu.train.inputs.device.type == "cuda"
     for (x, y, i), (xg, yg, ig) in zip(
         data.train_batches(32, seed=0, epoch=2, device=CPU),
         on_gpu.train_batches(32, seed=0, epoch=2, device=cuda),

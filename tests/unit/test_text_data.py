@@ -55,7 +55,7 @@ def test_hatexplain_labels_groups_and_splits_follow_the_release(tmp_path, tokeni
         assert r == (
             "african" if "African" in targets else "asian" if "Asian" in targets else "none"
         )
-    assert data.test.images.shape == (len(expected_test), 2, 16) and data.modality == "text"
+    assert data.test.inputs.shape == (len(expected_test), 2, 16) and data.modality == "text"
 
 
 def test_hatexplain_missing_and_corrupt_files(tmp_path, tokenizer):
@@ -165,6 +165,6 @@ def test_a_hugging_face_copy_gives_the_same_data_as_the_original_release(tmp_pat
     copy = load_hatexplain(str(tmp_path), cache_dir=str(tmp_path / "c2"), **common)
     for split in ("train", "test"):
         a, b = getattr(original, split), getattr(copy, split)
-        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+        assert torch.equal(a.inputs, b.inputs) and torch.equal(a.labels, b.labels)
         for attribute in ("gender", "race"):
             assert torch.equal(a.attributes[attribute], b.attributes[attribute])

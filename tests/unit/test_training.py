@@ -115,7 +115,7 @@ def test_cuda_fast_path_trains_with_data_on_the_gpu_bf16_and_channels_last(tiny_
     model = lenet5(10, image_size=16)
     optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)
     on_gpu = tiny_data.train_on(device)
-    assert on_gpu.train.images.device.type == "cuda"
+    assert on_gpu.train.inputs.device.type == "cuda"
     history = fit(
         model,
         on_gpu,

@@ -105,15 +105,15 @@ def test_load_trifeature_caches_and_returns_a_bundle(tmp_path):
     bundle = load_trifeature(str(tmp_path), image_size=16, n_train=40, n_test=20)
     cached = list((tmp_path / "trifeature").glob("*.npz"))
     assert len(cached) == 1
-    assert bundle.train.images.shape == (40, 3, 16, 16)
-    assert bundle.test.images.shape == (20, 3, 16, 16)
+    assert bundle.train.inputs.shape == (40, 3, 16, 16)
+    assert bundle.test.inputs.shape == (20, 3, 16, 16)
     assert set(bundle.test.attributes) == {"color", "texture"}
     assert bundle.attribute_groups["color"] == list(COLORS)
     assert bundle.class_names == SHAPES and bundle.num_classes == 10
     mtime = cached[0].stat().st_mtime_ns
     again = load_trifeature(str(tmp_path), image_size=16, n_train=40, n_test=20)
     assert cached[0].stat().st_mtime_ns == mtime  # read from the cache, not regenerated
-    assert (again.train.images == bundle.train.images).all()
+    assert (again.train.inputs == bundle.train.inputs).all()
 
 
 def test_an_unreadable_cache_is_regenerated(tmp_path):

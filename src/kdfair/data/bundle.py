@@ -1,8 +1,8 @@
 """`DataBundle`: what every dataset factory returns and everything training and metrics need.
 
 Two kinds of split, one interface:
-- `Split`: images held in memory as a uint8 (N, C, H, W) tensor, augmented a batch at a time
-  (CIFAR, SVHN, Trifeature, Tiny ImageNet, CelebA at reduced resolution);
+- `Split`: inputs held in memory, images as a uint8 (N, C, H, W) tensor augmented a batch at a
+  time (CIFAR, SVHN, Trifeature, Tiny ImageNet, CelebA at reduced resolution), or token ids;
 - `FolderSplit`: image files decoded and augmented per sample by DataLoader workers (ImageNet).
 Protected attributes are int64 group codes with the group names alongside, so predictions can
 carry them without knowing the dataset. Every batch leaves as normalised float32 on the device.
@@ -27,10 +27,10 @@ from kdfair.distributed import shard_positions
 
 @dataclass
 class Split:
-    """In memory: images uint8 (N, C, H, W) (for text: int64 (N, 2, L) token ids and attention
-    masks), labels int64 (N,), attributes name -> int64 (N,)."""
+    """In memory: inputs (images: uint8 (N, C, H, W); text: int64 (N, 2, L) token ids and
+    attention masks), labels int64 (N,), attributes name -> int64 (N,)."""
 
-    images: torch.Tensor
+    inputs: torch.Tensor
     labels: torch.Tensor
     attributes: dict[str, torch.Tensor] = field(default_factory=dict)
     # Positions of these examples in the whole split, set by DataBundle.subset (None: whole).
@@ -94,7 +94,7 @@ class DataBundle:
     augmentation: Augmentation = field(default_factory=Augmentation)  # batch-level, tensor splits
     info: dict = field(default_factory=dict)  # dataset facts worth logging and storing
     # "image": uint8 images, normalised on the way to the model; "text": int64 (N, 2, L) token ids
-    # and attention masks in `images`, passed to the model as they are.
+    # and attention masks in `inputs`, passed to the model as they are.
     modality: str = "image"
 
     def subset(self, max_train: int | None, max_test: int | None, seed: int = 0) -> DataBundle:
@@ -119,7 +119,7 @@ class DataBundle:
                     origin=origin,
                 )
             else:
-                cut[name] = Split(split.images[keep], split.labels[keep], attributes, origin)
+                cut[name] = Split(split.inputs[keep], split.labels[keep], attributes, origin)
         info = {**self.info, "n_train": len(cut["train"]), "n_test": len(cut["test"])}
         return replace(self, train=cut["train"], test=cut["test"], info=info)
 
@@ -161,9 +161,9 @@ class DataBundle:
         for start in range(0, len(positions), local_batch):
             mine = positions[start : start + local_batch]
             idx = order[mine]
-            on_split = idx.to(self.train.images.device)
+            on_split = idx.to(self.train.inputs.device)
             images = apply_augmentation(
-                self.train.images[on_split],
+                self.train.inputs[on_split],
                 params[mine] if params is not None else None,
                 self.augmentation,
             )
@@ -191,7 +191,7 @@ class DataBundle:
         if not isinstance(self.train, Split):
             return self
         train = replace(
-            self.train, images=self.train.images.to(device), labels=self.train.labels.to(device)
+            self.train, inputs=self.train.inputs.to(device), labels=self.train.labels.to(device)
         )
         return replace(self, train=train)
 
@@ -203,7 +203,7 @@ class DataBundle:
             return
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            yield split.images[idx.to(split.images.device)], idx.to(split.labels.device)
+            yield split.inputs[idx.to(split.inputs.device)], idx.to(split.labels.device)
 
     def _to_model(self, images: torch.Tensor, device: torch.device) -> torch.Tensor:
         if self.modality == "text":

@@ -308,7 +308,7 @@ def load_trifeature(
         return Split(images, torch.from_numpy(arrays[f"{prefix}_shape"]).long(), attrs)
 
     train, test = split("train"), split("test")
-    pixels = train.images.float().div_(255)
+    pixels = train.inputs.float().div_(255)
     return DataBundle(
         name="trifeature",
         train=train,
