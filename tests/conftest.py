@@ -23,14 +23,15 @@ def compose_train(overrides: list[str]) -> DictConfig:
 
 @pytest.fixture
 def smoke_cfg(tmp_path):
-    """A composed smoke config writing under tmp_path: demo experiment, tiny data, one epoch."""
+    """A composed smoke config writing under tmp_path: the demo (what a bare `kdfair train`
+    runs), tiny data, one epoch."""
 
     def make(*overrides: str) -> DictConfig:
-        cfg = compose_train(["+experiment=demo", "+debug=smoke", *overrides])
+        cfg = compose_train(["+debug=smoke", *overrides])
         with open_dict(cfg):
             cfg.paths.outputs = str(tmp_path / "outputs")
-            if not any(o.startswith("dataset.root=") for o in overrides):
-                cfg.dataset.root = str(tmp_path / "data")
+            if not any(o.startswith("dataset.io.root=") for o in overrides):
+                cfg.dataset.io.root = str(tmp_path / "data")
         return cfg
 
     return make

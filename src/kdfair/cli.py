@@ -1,7 +1,8 @@
 """`kdfair train | analyze`: the only code that reads argv.
 
 `kdfair train [hydra overrides]` composes configs/train.yaml with the overrides and runs
-`kdfair.pipeline.run`; `-m` sweeps. Without `+experiment=...` it runs the demo experiment.
+`kdfair.pipeline.run`; `-m` sweeps. Without `+experiment=...` train.yaml's default_experiment
+runs the demo experiment.
 """
 
 from __future__ import annotations
@@ -44,8 +45,20 @@ def config_dir() -> Path:
     return path
 
 
+# Settings of the dataset.io node (DataIO's fields), which older configs had at dataset.<key>.
+IO_KEYS = ("root", "cache_dir", "download", "verify_checksums", "num_workers")
 # Config groups an override may choose from, by the override's group name.
-CHOICE_GROUPS = ("experiment", "dataset", "model", "optim", "distill", "eval", "debug", "sweep")
+CHOICE_GROUPS = (
+    "experiment",
+    "default_experiment",
+    "dataset",
+    "model",
+    "optim",
+    "distill",
+    "eval",
+    "debug",
+    "sweep",
+)
 
 
 def check_overrides(overrides: list[str], configs: Path) -> None:
@@ -62,6 +75,12 @@ def check_overrides(overrides: list[str], configs: Path) -> None:
         raise KdfairError(f"cannot read the overrides: {e}") from None
     for override in parsed:
         group = override.key_or_group
+        moved = group.removeprefix("dataset.")
+        if group.startswith("dataset.") and moved in IO_KEYS:
+            raise KdfairError(
+                f"{override.input_line!r}: where and how data is read lives in dataset.io; "
+                f"write dataset.io.{moved}={override.get_value_element_as_str()}."
+            )
         if group not in CHOICE_GROUPS or override.is_delete():
             continue  # hydra/launcher=...: Hydra's plugins add choices of their own
         values = (
@@ -82,26 +101,50 @@ def _selects_experiment(overrides: list[str]) -> bool:
     return any(a.lstrip("+~").startswith("experiment=") for a in overrides)
 
 
+def check_demo_choices(overrides: list[str]) -> None:
+    """Without +experiment=..., train.yaml's default_experiment runs the demo. Its sizes, epochs
+    and temperatures are the demo's, so a dataset chosen on top of it is refused with the two
+    ways to say what was meant (a study would otherwise land in outputs/demo on demo settings)."""
+    if _selects_experiment(overrides) or "~default_experiment" in overrides:
+        return
+    chosen = [o for o in overrides if o.lstrip("+").startswith("dataset=")]
+    if chosen:
+        raise KdfairError(
+            f"{chosen[0]!r} without an experiment: a bare `kdfair train` runs the demo study "
+            "(Trifeature sizes, 6 + 30 epochs, T = 1, 4, 10) into outputs/demo. Choose an "
+            "experiment (+experiment=<name>, e.g. +experiment=cifar10_resnet56_resnet20), or add "
+            "~default_experiment to compose your own from train.yaml's defaults (the paper's "
+            "protocol; written to outputs/custom, or name it in an experiment file of your own)."
+        )
+
+
+def check_experiment_file(choices: dict) -> None:
+    """An experiment file must drop the demo (`override /default_experiment: null`), or the
+    demo's settings would silently mix into it."""
+    experiment = choices.get("experiment")
+    if experiment not in (None, "demo") and choices.get("default_experiment") is not None:
+        raise KdfairError(
+            f"experiment/{experiment}.yaml keeps the demo's settings: add "
+            "`- override /default_experiment: null` to its defaults list (as every packaged "
+            "experiment has)."
+        )
+
+
 def train(overrides: list[str]) -> int:
     import hydra  # imported here so `kdfair --help` stays instant
     from omegaconf import DictConfig
 
-    if not _selects_experiment(overrides):
-        # Before the first override, after any flags (-m, --cfg job): later overrides such as
-        # +debug=smoke then still apply on top of the demo's values.
-        first = next(
-            (i for i, a in enumerate(overrides) if "=" in a and not a.startswith("-")),
-            len(overrides),
-        )
-        overrides = [*overrides[:first], "+experiment=demo", *overrides[first:]]
-
     check_overrides(overrides, config_dir())
+    check_demo_choices(overrides)
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
     def _train(cfg: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
         from kdfair.pipeline import run
 
         try:
+            check_experiment_file(dict(HydraConfig.get().runtime.choices))
             run(cfg)
         except KdfairError as e:
             log.error("kdfair: error: %s", e)  # to stderr and to the run's log file

@@ -7,6 +7,8 @@ factory does not take is explained in plain words, so bad configs end in one cle
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 
 import torch
@@ -16,48 +18,44 @@ from omegaconf import DictConfig, OmegaConf
 
 from kdfair import distributed
 from kdfair.data import DataBundle
+from kdfair.data.layout import DataIO
 from kdfair.errors import KdfairError
+from kdfair.settings import DATASET_IO_NODE, DATASET_META_KEYS
 from kdfair.store import StoredModel, corrupt_entry
 
-# Dataset keys that say where or how data is read or cached, not what it is: kept out of model
-# keys (tests/unit/test_configs.py checks every dataset config against this list).
-DATASET_RUNTIME_KEYS = ("root", "cache_dir", "download", "verify_checksums", "num_workers")
-# Dataset keys that describe the dataset to kdfair rather than configure its factory.
-DATASET_META_KEYS = ("name", "num_classes", "batch_size", "max_train", "max_test")
 
-
-def build_dataset(dataset_cfg: DictConfig) -> DataBundle:
-    """Instantiate the dataset config; `max_train`/`max_test` cut it to a fixed random subset
-    (a generated dataset, which has `n_train`/`n_test`, is generated that small instead)."""
-    factory_cfg = {k: v for k, v in dataset_cfg.items() if k not in DATASET_META_KEYS}
-    limits = {"n_train": dataset_cfg.get("max_train"), "n_test": dataset_cfg.get("max_test")}
+def build_dataset(dataset: dict | DictConfig) -> DataBundle:
+    """The dataset of a (resolved) dataset config: its factory is called with the `io` node as one
+    `DataIO` and every other setting but the meta keys. `max_train`/`max_test` cut it to a fixed
+    random subset (a generated dataset, which has `n_train`/`n_test`, is generated that small)."""
+    if isinstance(dataset, DictConfig):
+        dataset = OmegaConf.to_container(dataset, resolve=True)
+    factory_cfg = {
+        k: v for k, v in dataset.items() if k not in (*DATASET_META_KEYS, DATASET_IO_NODE)
+    }
+    limits = {"n_train": dataset.get("max_train"), "n_test": dataset.get("max_test")}
     for key, limit in limits.items():
         if limit is not None and key in factory_cfg:
             factory_cfg[key] = min(factory_cfg[key], limit)
-    data = _instantiate(factory_cfg, f"dataset {dataset_cfg.name}", "dataset")
+    what = f"dataset {dataset['name']}"
+    factory = _instantiate({**factory_cfg, "_partial_": True}, what)
+    data = _call_factory(factory, DataIO(**dataset.get(DATASET_IO_NODE, {})), what)
     data = data.subset(limits["n_train"], limits["n_test"])
-    if data.num_classes != dataset_cfg.num_classes:
+    if data.num_classes != dataset["num_classes"]:
         raise KdfairError(
-            f"dataset.num_classes={dataset_cfg.num_classes} but the {dataset_cfg.name} data has "
+            f"dataset.num_classes={dataset['num_classes']} but the {dataset['name']} data has "
             f"{data.num_classes} classes; fix dataset.num_classes."
         )
     return data
 
 
-def dataset_spec(dataset_cfg: DictConfig) -> dict:
-    resolved = OmegaConf.to_container(dataset_cfg, resolve=True)
-    return {k: v for k, v in resolved.items() if k not in DATASET_RUNTIME_KEYS}
-
-
 def build_model(arch: DictConfig | dict) -> torch.nn.Module:
     """Instantiate a model config (its `name` key is a label, not a factory argument)."""
     arch = OmegaConf.to_container(arch, resolve=True) if isinstance(arch, DictConfig) else arch
-    return _instantiate(
-        {k: v for k, v in arch.items() if k != "name"}, f"model {arch['name']}", "model"
-    )
+    return _instantiate({k: v for k, v in arch.items() if k != "name"}, f"model {arch['name']}")
 
 
-def _instantiate(node: dict, what: str, group: str):
+def _instantiate(node: dict, what: str):
     """hydra's instantiate; a KdfairError the factory raised comes through as itself (not
     wrapped in Hydra's exception), a key the factory does not take is explained in plain words."""
     try:
@@ -68,12 +66,27 @@ def _instantiate(node: dict, what: str, group: str):
         match = re.search(r"unexpected keyword argument '(\w+)'", str(e))
         if match is None:
             raise
-        raise KdfairError(
-            f"{what} has no setting {match.group(1)!r} (set in its config, an experiment or an "
-            "override). "
-            f"Remove it; a bare `kdfair train` adds the demo experiment's Trifeature settings, so "
-            f"select an experiment (+experiment=<name>) when changing {group}."
-        ) from e
+        raise _no_such_setting(what, match.group(1), None) from e
+
+
+def _call_factory(factory: functools.partial, io: DataIO, what: str):
+    """`factory(io)`, after checking it takes every configured setting (so a stray key is named,
+    not a TypeError from wherever it surfaces)."""
+    try:
+        inspect.signature(factory.func).bind(io, **factory.keywords)
+    except TypeError as e:
+        accepted = [n for n in inspect.signature(factory.func).parameters if n != "io"]
+        unknown = sorted(set(factory.keywords) - set(accepted)) or ["?"]
+        raise _no_such_setting(what, unknown[0], accepted) from e
+    return factory(io)
+
+
+def _no_such_setting(what: str, key: str, accepted: list[str] | None) -> KdfairError:
+    takes = f"; it takes {', '.join(accepted)}" if accepted else ""
+    return KdfairError(
+        f"{what} has no setting {key!r} (set in its config, an experiment or an override)"
+        f"{takes}. Remove it, or choose a config that has it."
+    )
 
 
 def load_model(entry: StoredModel, arch: dict) -> torch.nn.Module:
@@ -102,4 +115,4 @@ def build_optimizer(optimizer: DictConfig | dict):
         if isinstance(optimizer, DictConfig)
         else optimizer
     )
-    return _instantiate(node, f"optimizer {node.get('_target_', '?')}", "optim")
+    return _instantiate(node, f"optimizer {node.get('_target_', '?')}")

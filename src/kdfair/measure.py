@@ -16,12 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
+from kdfair.data import DataBundle, Split
 from kdfair.errors import KdfairError
 from kdfair.metrics.columns import metric_columns
 from kdfair.metrics.individual import Neighbourhood, input_embedding
 from kdfair.predict import Predictions
 from kdfair.recipes import eval_hash, eval_settings, readable_columns, recipe_hash, recipe_settings
+from kdfair.results import append_results
+from kdfair.settings import Settings
 from kdfair.store import StoredModel
 
 log = logging.getLogger(__name__)
@@ -144,3 +148,60 @@ def result_row(
         "predictions": Path(os.path.relpath(model.entry.predictions_path, outputs)).as_posix(),
         "finished_at": model.entry.metrics["finished_at"],
     }
+
+
+# results.csv columns left out of the one-screen summary a job logs.
+SUMMARY_HIDDEN = [
+    "experiment",
+    "dataset",
+    "teacher_arch",
+    "alpha",
+    "teacher_key",
+    "recipe",
+    "eval",
+    "predictions",
+    "finished_at",
+]
+
+
+def record(
+    settings: Settings,
+    data: DataBundle,
+    models: list[TrainedModel],
+    teacher: TrainedModel,
+    reference: TrainedModel | None,
+) -> pd.DataFrame:
+    """Measure every model of a job from its saved predictions, append the rows (and their
+    recipes) to results.csv and log the one-screen summary, which is returned."""
+    evaluation = settings.evaluation
+    pairs = neighbourhood(
+        settings.individual,
+        reference_embedding=(
+            Predictions.load(reference.entry.predictions_path).embedding if reference else None
+        ),
+        test_inputs=data.test.inputs.numpy() if isinstance(data.test, Split) else None,
+        dataset_name=data.name,
+    )
+    rows = [
+        result_row(
+            m,
+            teacher,
+            experiment=settings.experiment,
+            dataset=settings.dataset["name"],
+            num_classes=data.num_classes,
+            evaluation=evaluation,
+            neighbourhood=pairs,
+            outputs=settings.paths.outputs,
+        )
+        for m in models
+    ]
+    results_path = settings.paths.experiment / "results.csv"
+    append_results(results_path, rows, recipes_of(models, teacher, evaluation))
+    summary = pd.DataFrame(rows).drop(columns=SUMMARY_HIDDEN)
+    summary["status"] = ["trained" if m.trained_now else "reused" for m in models]
+    log.info(
+        "Results of this job (appended to %s):\n%s",
+        results_path,
+        summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
+    )
+    return summary

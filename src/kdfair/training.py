@@ -388,18 +388,3 @@ def _end_epoch(
         }
         # Rank 0 writes; a failure there is raised on every rank, none left waiting.
         distributed.from_main(lambda: torch_save(state, run.checkpoint))
-
-
-def resolve_device(device: str, amp) -> tuple[torch.device, bool]:
-    """`auto` picks CUDA when available; amp `auto` turns bf16 autocast on for CUDA only."""
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    resolved = torch.device(device)
-    return resolved, switch(amp, auto=resolved.type == "cuda")
-
-
-def switch(setting, *, auto: bool) -> bool:
-    """An auto/true/false config switch (amp, speed.*): `auto` where it says auto."""
-    if str(setting) == "auto":
-        return auto
-    return str(setting).lower() == "true"

@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, ListConfig
 
 from kdfair.errors import KdfairError
+from kdfair.settings import Settings
 
 
 def temperatures(cfg: DictConfig) -> list[float]:
@@ -56,12 +57,14 @@ def _check_number(
 def _check_dataset_root(root: str) -> None:
     path = Path(root)
     if path.exists() and not path.is_dir():
-        raise KdfairError(f"dataset.root={root!r} is a file, not a folder. Point it at a folder.")
+        raise KdfairError(
+            f"dataset.io.root={root!r} is a file, not a folder. Point it at a folder."
+        )
     if not path.exists() and not path.parent.exists():
         raise KdfairError(
-            f"dataset.root={root!r} does not exist (nor does its parent {str(path.parent)!r}). "
-            "Create it, or point dataset.root (or the KDFAIR_DATA environment variable) at the "
-            "folder that holds the data."
+            f"dataset.io.root={root!r} does not exist (nor does its parent "
+            f"{str(path.parent)!r}). Create it, or point dataset.io.root (or the KDFAIR_DATA "
+            "environment variable) at the folder that holds the data."
         )
 
 
@@ -94,9 +97,9 @@ def _check_individual(settings: DictConfig) -> None:
     _check_number(f"{key}.reference_seed", settings.reference_seed, low=0, integer=True)
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise KdfairError on the first invalid value of a composed train config."""
-    temperatures(cfg)
+def validate(cfg: DictConfig) -> Settings:
+    """The typed settings of a composed train config; KdfairError on its first invalid value."""
+    temps = temperatures(cfg)
     _check_number("distill.alpha", cfg.distill.alpha, low=0.0, high=1.0)
     _check_number("seed", cfg.seed, low=0, integer=True)
     if cfg.distill.teacher_seed is not None:
@@ -115,7 +118,7 @@ def validate(cfg: DictConfig) -> None:
     if not isinstance(cfg.distill.fused, bool):
         raise KdfairError(f"distill.fused={cfg.distill.fused!r} is invalid: use true or false.")
     _check_individual(cfg.eval.individual)
-    _check_dataset_root(str(cfg.dataset.root))
+    _check_dataset_root(str(cfg.dataset.io.root))
     _check_device(str(cfg.device))
     for key, value in (
         ("amp", cfg.amp),
@@ -126,3 +129,4 @@ def validate(cfg: DictConfig) -> None:
             raise KdfairError(f"{key}={value!r} is invalid: use auto, true or false.")
     if not isinstance(cfg.speed.compile, bool):
         raise KdfairError(f"speed.compile={cfg.speed.compile!r} is invalid: use true or false.")
+    return Settings.from_config(cfg, temps)

@@ -30,13 +30,25 @@ def _assert_clear_failure(result, *phrases):
         (["distill.temperature=-2"], ["distill.temperature=-2", "> 0"]),
         (["distill.alpha=1.5"], ["distill.alpha=1.5", "<= 1"]),
         (
-            ["dataset.root=/no/such/folder/anywhere"],
-            ["dataset.root='/no/such/folder/anywhere'", "does not exist"],
+            ["dataset.io.root=/no/such/folder/anywhere"],
+            ["dataset.io.root='/no/such/folder/anywhere'", "does not exist"],
         ),
         (["seed=-1"], ["seed=-1"]),
-        (["dataset=cifar10"], ["dataset cifar10 has no setting", "+experiment="]),
+        (  # the demo's settings are not silently applied to another dataset
+            ["dataset=cifar10"],
+            ["without an experiment", "+experiment=", "~default_experiment"],
+        ),
+        (  # a setting the dataset's factory does not take is named, with those it takes
+            [
+                "+experiment=cifar10_resnet56_resnet20",
+                "+dataset.n_test=5",
+                "dataset.io.root={data}",
+            ],
+            ["dataset cifar10 has no setting 'n_test'", "crop_padding"],
+        ),
+        (["dataset.root=/data"], ["dataset.io", "dataset.io.root=/data"]),
         (  # a KdfairError raised inside a factory that Hydra calls: itself, newlines intact
-            ["+experiment=cifar10_resnet56_resnet20", "dataset.root={data}"],
+            ["+experiment=cifar10_resnet56_resnet20", "dataset.io.root={data}"],
             ["kdfair: error: CIFAR-10 not found", "\nExpected layout:\n", "download=true"],
         ),
         (["seed=[1,2"], ["kdfair: error: cannot read the overrides", "no viable alternative"]),
@@ -50,7 +62,9 @@ def _assert_clear_failure(result, *phrases):
         "alpha",
         "dataset_root",
         "seed",
+        "dataset_on_the_demo",
         "setting_of_another_dataset",
+        "io_setting_outside_io",
         "missing_cifar_files",
         "override_syntax",
     ],
@@ -88,3 +102,21 @@ def test_an_unknown_name_in_a_sweep_is_refused_before_any_job_runs(tmp_path):
     )
     _assert_clear_failure(result, "model/lenet_5.yaml", "available model names", "resnet20")
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_users_experiment_that_keeps_the_demo_is_named_with_the_fix(tmp_path, monkeypatch):
+    """An experiment file of one's own (KDFAIR_CONFIG_DIR) without `override /default_experiment:
+    null` would silently carry the demo's sizes and epochs: refused, naming the line to add."""
+    import shutil
+
+    from ..conftest import CONFIG_DIR
+
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIG_DIR, configs)
+    (configs / "experiment" / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /dataset: cifar10\nexperiment: mine\n"
+    )
+    monkeypatch.setenv("KDFAIR_CONFIG_DIR", str(configs))
+    result = run_kdfair(tmp_path, tmp_path / "data", "train", *SMOKE, "+experiment=mine")
+    _assert_clear_failure(result, "experiment/mine.yaml", "override /default_experiment: null")
+    assert not (tmp_path / "outputs" / "models").exists()

@@ -89,7 +89,7 @@ def test_celeba_fills_binary_group_fairness_columns(tmp_path):
 def test_folder_datasets_train_end_to_end(tmp_path, dataset):
     writer = write_tinyimagenet if dataset == "tinyimagenet" else write_imagenet
     writer(tmp_path / "data")
-    extra = ["dataset.num_workers=0", "dataset.image_size=64"] if dataset == "imagenet" else []
+    extra = ["dataset.io.num_workers=0", "dataset.image_size=64"] if dataset == "imagenet" else []
     result = run_kdfair(
         tmp_path,
         tmp_path / "data",

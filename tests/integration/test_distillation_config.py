@@ -34,7 +34,7 @@ def jobs(tmp_path_factory):
         cfg = compose_train(["+experiment=demo", "+debug=smoke", *overrides])
         with open_dict(cfg):
             cfg.paths.outputs = str(root / "outputs")
-            cfg.dataset.root = str(root / "data")
+            cfg.dataset.io.root = str(root / "data")
             cfg.eval.individual.enabled = False
         summary = run(cfg).set_index("role")  # this job's models, trained or reused
         models = {}

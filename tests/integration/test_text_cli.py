@@ -52,7 +52,7 @@ def test_redditbias_minilm_runs_on_the_real_comments(tmp_path):
         "train",
         "+experiment=redditbias_minilm",
         "+debug=smoke",
-        f"dataset.root={SHARED_REDDITBIAS}",
+        f"dataset.io.root={SHARED_REDDITBIAS}",
         "dataset.max_length=32",
         "distill.temperature=2",
     )

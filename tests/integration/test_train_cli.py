@@ -214,7 +214,7 @@ def test_every_metric_in_results_csv_equals_its_recomputation(smoke_run, data_ro
     workdir, result = smoke_run
     table = check_results(workdir / "outputs" / "demo", num_classes=10)
     assert table["eod_color"].isna().any() and "left empty" in result.stderr
-    cfg = compose_train(["+experiment=demo", *SMOKE, f"dataset.root={data_root}"])
+    cfg = compose_train(["+experiment=demo", *SMOKE, f"dataset.io.root={data_root}"])
     test = build_dataset(cfg.dataset).test  # the attributes the data itself has, at `index`
     for row in table.itertuples():
         with np.load(workdir / "outputs" / row.predictions) as p:

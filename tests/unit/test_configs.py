@@ -1,10 +1,14 @@
 """The config tree is the registry: every file composes and builds what it names."""
 
+import dataclasses
+
 import pytest
 import torch
 from omegaconf import OmegaConf, open_dict
 
-from kdfair.factories import DATASET_RUNTIME_KEYS, build_model, dataset_spec
+from kdfair.data import DataIO
+from kdfair.factories import build_model
+from kdfair.settings import dataset_spec
 from kdfair.validate import temperatures, validate
 
 from ..conftest import CONFIG_DIR, compose_train
@@ -26,7 +30,7 @@ def test_the_registry_is_not_empty():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_validates(experiment, tmp_path):
-    cfg = compose_train([f"+experiment={experiment}", f"dataset.root={tmp_path}"])
+    cfg = compose_train([f"+experiment={experiment}", f"dataset.io.root={tmp_path}"])
     text = (CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text()
     assert cfg.experiment == experiment or "Alias of" in text
     validate(cfg)
@@ -49,7 +53,39 @@ def test_model_name_is_its_file_name(model):
 
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_dataset_name_is_its_file_name(dataset):
-    assert OmegaConf.load(CONFIG_DIR / "dataset" / f"{dataset}.yaml").name == dataset
+    """A dataset's name is its file's; a variant (trifeature_demo) keeps its parent's."""
+    node = OmegaConf.load(CONFIG_DIR / "dataset" / f"{dataset}.yaml")
+    parent = node.get("defaults", [dataset])[0]
+    assert compose_train([f"dataset={dataset}"]).dataset.name == parent
+
+
+def test_a_bare_kdfair_train_composes_the_demo():
+    assert compose_train([]) == compose_train(["+experiment=demo"])
+    assert compose_train([]).experiment == "demo"
+
+
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS if e != "demo"])
+def test_no_demo_setting_leaks_into_an_experiment(experiment):
+    """Every experiment drops the default demo: its config is what its file says, whether or
+    not the demo is in the defaults list."""
+    chosen = compose_train([f"+experiment={experiment}"])
+    assert chosen == compose_train(["~default_experiment", f"+experiment={experiment}"])
+
+
+def test_groups_chosen_without_the_demo_compose_the_papers_defaults():
+    """`~default_experiment dataset=cifar10 ...` is the paper's protocol on that dataset: none
+    of the demo's Trifeature sizes, epochs or temperatures."""
+    cfg = compose_train(
+        [
+            "~default_experiment",
+            "dataset=cifar10",
+            "model@teacher=resnet56",
+            "model@student=resnet20",
+        ]
+    )
+    assert cfg.experiment == "custom" and "n_train" not in cfg.dataset
+    assert cfg.teacher_optim.epochs == cfg.student_optim.epochs == 100
+    assert cfg.student_optim.optimizer.lr == 0.1
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +141,7 @@ def test_every_experiment_builds_teacher_and_student_for_its_dataset(experiment,
 
 
 def test_the_paper_schedule_is_the_default():
-    cfg = compose_train([])
+    cfg = compose_train(["~default_experiment"])  # train.yaml alone: the paper
     for slot in ("teacher_optim", "student_optim"):
         optim = cfg[slot]
         assert optim.optimizer.lr == 0.1 and optim.optimizer.weight_decay == 0.001
@@ -133,13 +169,16 @@ def _changed(value):
 
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_model_keys_ignore_where_data_and_outputs_live_and_nothing_else(dataset, monkeypatch):
-    """Moving the data (dataset.root, KDFAIR_DATA), the outputs (paths.outputs, which text
-    caches follow) or how files are read leaves the key; any other dataset setting changes it."""
-    base = dataset_spec(compose_train([f"dataset={dataset}"]).dataset)
+    """Moving the data (dataset.io.root, KDFAIR_DATA), the outputs (paths.outputs, which text
+    caches follow) or any other `dataset.io` setting leaves the key; any other dataset setting
+    changes it."""
+    composed = compose_train([f"dataset={dataset}"]).dataset
+    base = dataset_spec(composed)
+    io = OmegaConf.to_container(composed.io, resolve=True)
+    assert io.get("root"), "every dataset says where its data is in dataset.io.root"
     moved = [
         "paths.outputs=/somewhere/else",
-        "dataset.root=/other/data",
-        *[f"dataset.{k}={_changed(v)}" for k, v in _runtime(dataset).items()],
+        *[f"dataset.io.{k}={_changed(v)}" for k, v in io.items()],
     ]
     for override in moved:
         cfg = compose_train([f"dataset={dataset}", override])
@@ -148,9 +187,8 @@ def test_model_keys_ignore_where_data_and_outputs_live_and_nothing_else(dataset,
     monkeypatch.setenv("KDFAIR_OUTPUTS", "/outputs/from/env")
     assert dataset_spec(compose_train([f"dataset={dataset}"]).dataset) == base
     monkeypatch.undo()
-    composed = compose_train([f"dataset={dataset}"]).dataset
     for key, value in OmegaConf.to_container(composed).items():
-        if key in DATASET_RUNTIME_KEYS or key == "_target_":
+        if key in ("io", "_target_"):
             continue
         changed = composed.copy()
         with open_dict(changed):
@@ -158,9 +196,12 @@ def test_model_keys_ignore_where_data_and_outputs_live_and_nothing_else(dataset,
         assert dataset_spec(changed) != base, key
 
 
-def _runtime(dataset: str) -> dict:
-    cfg = OmegaConf.to_container(compose_train([f"dataset={dataset}"]).dataset)
-    return {k: v for k, v in cfg.items() if k in DATASET_RUNTIME_KEYS and k != "root"}
+def test_every_io_setting_is_one_every_factory_understands():
+    """dataset.io holds only DataIO's fields, so moving a setting into it cannot go unnoticed."""
+    fields = {f.name for f in dataclasses.fields(DataIO)}
+    for dataset in DATASETS:
+        io = compose_train([f"dataset={dataset}"]).dataset.io
+        assert set(io) <= fields, dataset
 
 
 @pytest.mark.parametrize(

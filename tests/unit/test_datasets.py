@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from kdfair.data import DataIO
 from kdfair.data.celeba import load_celeba
 from kdfair.data.cifar import load_cifar
 from kdfair.data.imagenet import load_imagenet
@@ -63,7 +64,7 @@ def test_tinyimagenet_reads_train_folders_and_val_annotations(tmp_path):
 
 def test_imagenet_streams_class_folders_through_workers(tmp_path):
     written = write_imagenet(tmp_path)
-    data = load_imagenet(str(tmp_path), image_size=32, resize=40, num_workers=0)
+    data = load_imagenet(DataIO(str(tmp_path), num_workers=0), image_size=32, resize=40)
     assert data.class_names == written["wnids"] and len(data.train) == 6 and len(data.test) == 3
     batches = list(data.train_batches(4, seed=0, epoch=0, device=torch.device("cpu")))
     assert [x.shape for x, _, _ in batches] == [(4, 3, 32, 32), (2, 3, 32, 32)]
@@ -180,9 +181,9 @@ def test_truncated_files_give_clear_errors(tmp_path):
 )
 def test_every_dataset_config_builds_from_its_files(tmp_path, dataset, writer):
     writer(tmp_path)
-    overrides = [f"dataset={dataset}", f"dataset.root={tmp_path}"]
+    overrides = [f"dataset={dataset}", f"dataset.io.root={tmp_path}"]
     if dataset == "imagenet":
-        overrides += ["dataset.num_classes=3", "dataset.num_workers=0"]
+        overrides += ["dataset.num_classes=3", "dataset.io.num_workers=0"]
     if dataset == "tinyimagenet":
         overrides += ["dataset.num_classes=3"]
     cfg = compose_train(overrides)
@@ -194,7 +195,7 @@ def test_every_dataset_config_builds_from_its_files(tmp_path, dataset, writer):
 
 def test_max_train_cuts_any_dataset_to_a_fixed_subset(tmp_path):
     write_cifar(tmp_path)
-    cfg = compose_train(["dataset=cifar10", f"dataset.root={tmp_path}", "dataset.max_train=7"])
+    cfg = compose_train(["dataset=cifar10", f"dataset.io.root={tmp_path}", "dataset.max_train=7"])
     a, b = build_dataset(cfg.dataset), build_dataset(cfg.dataset)
     assert len(a.train) == 7 and torch.equal(a.train.labels, b.train.labels)
 

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from kdfair.analysis.load import collapse_threshold, load_sweep
+from kdfair.data import DataIO
 from kdfair.data.hatexplain import DEFAULT_ATTRIBUTES, load_hatexplain, post_groups
 from kdfair.errors import KdfairError
 from kdfair.metrics.columns import metric_columns
@@ -92,4 +93,6 @@ def test_an_unknown_hatexplain_label_is_a_clear_error(tmp_path):
     path.write_text(json.dumps(posts))
     tokenizer = str(write_tokenizer(tmp_path / "tokenizer"))
     with pytest.raises(KdfairError, match=f"post {first} has the unknown label 'spam'"):
-        load_hatexplain(str(tmp_path), cache_dir=str(tmp_path / "cache"), tokenizer=tokenizer)
+        load_hatexplain(
+            DataIO(str(tmp_path), cache_dir=str(tmp_path / "cache")), tokenizer=tokenizer
+        )

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from kdfair.data import DataIO
 from kdfair.data.hatexplain import load_hatexplain, majority
 from kdfair.data.redditbias import load_redditbias, parse_labels
 from kdfair.errors import KdfairError
@@ -38,8 +39,7 @@ def test_majority_vote_needs_two_of_three():
 def test_hatexplain_labels_groups_and_splits_follow_the_release(tmp_path, tokenizer):
     written = write_hatexplain(tmp_path / "data")
     data = load_hatexplain(
-        str(tmp_path / "data"),
-        cache_dir=str(tmp_path / "cache"),
+        DataIO(str(tmp_path / "data"), cache_dir=str(tmp_path / "cache")),
         tokenizer=tokenizer,
         max_length=16,
     )
@@ -60,11 +60,11 @@ def test_hatexplain_labels_groups_and_splits_follow_the_release(tmp_path, tokeni
 
 def test_hatexplain_missing_and_corrupt_files(tmp_path, tokenizer):
     with pytest.raises(KdfairError, match="dataset.json"):
-        load_hatexplain(str(tmp_path), cache_dir=str(tmp_path / "c"), tokenizer=tokenizer)
+        load_hatexplain(DataIO(str(tmp_path), cache_dir=str(tmp_path / "c")), tokenizer=tokenizer)
     write_hatexplain(tmp_path)
     (tmp_path / "hatexplain" / "dataset.json").write_text('{"truncated": ')
     with pytest.raises(KdfairError, match="dataset.json is corrupt"):
-        load_hatexplain(str(tmp_path), cache_dir=str(tmp_path / "c"), tokenizer=tokenizer)
+        load_hatexplain(DataIO(str(tmp_path), cache_dir=str(tmp_path / "c")), tokenizer=tokenizer)
 
 
 def test_redditbias_messy_labels_are_parsed_explicitly():
@@ -110,8 +110,7 @@ def _write_redditbias(root: Path) -> None:
 def test_redditbias_reads_groups_and_drops_what_is_not_a_label(tmp_path, tokenizer):
     _write_redditbias(tmp_path / "rb")
     data = load_redditbias(
-        str(tmp_path / "rb"),
-        cache_dir=str(tmp_path / "cache"),
+        DataIO(str(tmp_path / "rb"), cache_dir=str(tmp_path / "cache")),
         tokenizer=tokenizer,
         groups=("gender", "race"),
         test_fraction=0.5,
@@ -122,8 +121,7 @@ def test_redditbias_reads_groups_and_drops_what_is_not_a_label(tmp_path, tokeniz
     assert sorted(data.test.labels.tolist()) == [0, 0, 1, 1]
     with pytest.raises(KdfairError, match="empty split"):
         load_redditbias(
-            str(tmp_path / "rb"),
-            cache_dir=str(tmp_path / "cache"),
+            DataIO(str(tmp_path / "rb"), cache_dir=str(tmp_path / "cache")),
             tokenizer=tokenizer,
             groups=("gender", "race"),
             test_fraction=0.01,
@@ -132,7 +130,7 @@ def test_redditbias_reads_groups_and_drops_what_is_not_a_label(tmp_path, tokeniz
 
 @pytest.mark.skipif(not SHARED_REDDITBIAS.is_dir(), reason="shared RedditBias data not present")
 def test_the_real_redditbias_release(tmp_path):
-    data = load_redditbias(str(SHARED_REDDITBIAS), cache_dir=str(tmp_path), max_length=32)
+    data = load_redditbias(DataIO(str(SHARED_REDDITBIAS), cache_dir=str(tmp_path)), max_length=32)
     assert len(data.train) + len(data.test) > 10_000
     assert data.info["dropped"]["gender"]["other_label"] == 24  # the "2" labels
     assert set(data.test.attributes["group"].tolist()) == {0, 1, 2, 3, 4}
@@ -161,8 +159,10 @@ def test_minilm_ships_with_its_package():
 def test_a_hugging_face_copy_gives_the_same_data_as_the_original_release(tmp_path, tokenizer):
     write_hatexplain_hf(tmp_path)
     common = {"tokenizer": tokenizer, "max_length": 16}
-    original = load_hatexplain(str(tmp_path / "original"), cache_dir=str(tmp_path / "c1"), **common)
-    copy = load_hatexplain(str(tmp_path), cache_dir=str(tmp_path / "c2"), **common)
+    original = load_hatexplain(
+        DataIO(str(tmp_path / "original"), cache_dir=str(tmp_path / "c1")), **common
+    )
+    copy = load_hatexplain(DataIO(str(tmp_path), cache_dir=str(tmp_path / "c2")), **common)
     for split in ("train", "test"):
         a, b = getattr(original, split), getattr(copy, split)
         assert torch.equal(a.inputs, b.inputs) and torch.equal(a.labels, b.labels)

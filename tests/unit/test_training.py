@@ -7,7 +7,8 @@ from kdfair.data.trifeature import load_trifeature
 from kdfair.errors import KdfairError
 from kdfair.models.lenet import lenet5
 from kdfair.schedule import Schedule, lr_factor, scaled_milestones
-from kdfair.training import Speed, fit, resolve_device
+from kdfair.settings import resolve_device
+from kdfair.training import Speed, fit
 
 
 @pytest.mark.parametrize(

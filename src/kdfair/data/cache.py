@@ -50,5 +50,5 @@ def cached_arrays(
     except OSError as e:
         raise KdfairError(
             f"Cannot write the {what} cache {path} ({e}). Make its folder writable, or point "
-            "dataset.cache_dir at a writable folder."
+            "dataset.io.cache_dir at a writable folder."
         ) from e

@@ -20,7 +20,7 @@ import torch
 from kdfair.data.bundle import DataBundle, Split
 from kdfair.data.cache import cache_path, cached_arrays
 from kdfair.data.images import decode_all
-from kdfair.data.layout import corrupt, require_files
+from kdfair.data.layout import DataIO, corrupt, require_files
 from kdfair.data.transforms import Augmentation
 from kdfair.errors import KdfairError
 
@@ -32,7 +32,7 @@ CROP = 178  # the aligned images are 178 wide
 HOW_TO_GET = (
     "Download Align&Cropped Images (img_align_celeba.zip), list_attr_celeba.txt and "
     "list_eval_partition.txt from the CelebA page (mmlab.ie.cuhk.edu.hk/projects/"
-    "CelebA.html) into <dataset.root>/celeba/, or rerun with dataset.download=true "
+    "CelebA.html) into <dataset.io.root>/celeba/, or rerun with dataset.io.download=true "
     "(torchvision's downloader; Google Drive quotas often refuse it)."
 )
 LAYOUT = """  <root>/celeba/img_align_celeba/000001.jpg ...
@@ -96,18 +96,18 @@ def group_distribution(
 
 
 def load_celeba(
-    root: str,
+    io: DataIO | str,
     *,
     target: str = "Smiling",
     protected: tuple[str, ...] = ("Young", "Male"),
     image_size: int = 64,
     balance_seed: int = 0,
-    download: bool = False,
     crop_padding: int = 4,
     horizontal_flip: bool = True,
 ) -> DataBundle:
     """CelebA as a binary task `target` with `protected` attributes (see the module docstring)."""
-    root = Path(root)
+    io = DataIO.of(io)
+    root, download = Path(io.root), io.download
     if download:
         from torchvision.datasets import CelebA
 

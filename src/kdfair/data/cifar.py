@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from kdfair.data.bundle import DataBundle, Split
-from kdfair.data.layout import corrupt, require_files, warn_on_checksums
+from kdfair.data.layout import DataIO, corrupt, require_files, warn_on_checksums
 from kdfair.data.transforms import Augmentation
 
 # Per-channel statistics of the training sets (commonly used values).
@@ -27,7 +27,7 @@ STATS = {
 FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 HOW_TO_GET = (
     "Download and extract the python version from https://www.cs.toronto.edu/~kriz/"
-    "cifar.html into dataset.root, or rerun with dataset.download=true."
+    "cifar.html into dataset.io.root, or rerun with dataset.io.download=true."
 )
 
 
@@ -91,11 +91,9 @@ def _read_split(folder: Path, names: list[str], label_key: str, dataset: str) ->
 
 
 def load_cifar(
-    root: str,
+    io: DataIO | str,
     *,
     variant: str = "cifar10",
-    download: bool = False,
-    verify_checksums: bool = False,
     crop_padding: int = 4,
     horizontal_flip: bool = True,
 ) -> DataBundle:
@@ -103,7 +101,8 @@ def load_cifar(
     if variant not in FOLDERS:
         raise ValueError(f"variant must be one of {sorted(FOLDERS)}, got {variant!r}")
     dataset = variant.upper().replace("CIFAR", "CIFAR-")
-    root = Path(root)
+    io = DataIO.of(io)
+    root, download, verify_checksums = Path(io.root), io.download, io.verify_checksums
     if download:
         from torchvision.datasets import CIFAR10, CIFAR100
 

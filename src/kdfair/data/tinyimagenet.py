@@ -14,14 +14,14 @@ import torch
 from kdfair.data.bundle import DataBundle, Split
 from kdfair.data.cache import cache_path, cached_arrays
 from kdfair.data.images import decode_all
-from kdfair.data.layout import corrupt, require_files
+from kdfair.data.layout import DataIO, corrupt, require_files
 from kdfair.data.transforms import Augmentation
 
 FOLDER = "tiny-imagenet-200"
 IMAGE_MEAN, IMAGE_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 HOW_TO_GET = (
     "Download tiny-imagenet-200.zip (http://cs231n.stanford.edu/tiny-imagenet-200.zip) "
-    "and extract it into dataset.root."
+    "and extract it into dataset.io.root."
 )
 LAYOUT = """  <root>/tiny-imagenet-200/wnids.txt, words.txt
   <root>/tiny-imagenet-200/train/<wnid>/images/<wnid>_<n>.JPEG
@@ -37,10 +37,10 @@ def _class_names(wnids: list[str], words_file: Path) -> list[str]:
 
 
 def load_tinyimagenet(
-    root: str, *, image_size: int = 64, crop_padding: int = 4, horizontal_flip: bool = True
+    io: DataIO | str, *, image_size: int = 64, crop_padding: int = 4, horizontal_flip: bool = True
 ) -> DataBundle:
     """Tiny ImageNet train and val splits, resized to `image_size` (native: 64)."""
-    root = Path(root)
+    root = Path(DataIO.of(io).root)
     base = root / FOLDER
     wnids_file, words_file, annotations = require_files(
         "Tiny ImageNet",

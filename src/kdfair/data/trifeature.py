@@ -20,6 +20,7 @@ import torch
 
 from kdfair.data.bundle import DataBundle, Split
 from kdfair.data.cache import cache_path, cached_arrays
+from kdfair.data.layout import DataIO
 from kdfair.data.transforms import Augmentation
 from kdfair.errors import KdfairError
 
@@ -269,7 +270,7 @@ def _generate_splits(params: dict) -> dict[str, np.ndarray]:
 
 
 def load_trifeature(
-    root: str,
+    io: DataIO | str,
     *,
     image_size: int = 32,
     n_train: int = 20000,
@@ -281,8 +282,8 @@ def load_trifeature(
 ) -> DataBundle:
     """Trifeature as a DataBundle: label = shape; protected attributes colour and texture.
 
-    `root` is created if missing (the data is generated there). `seed` fixes the dataset, not the
-    training run: every model of an experiment sees the same images.
+    `io.root` is created if missing (the data is generated there). `seed` fixes the dataset, not
+    the training run: every model of an experiment sees the same images.
     """
     if image_size < 12:
         raise KdfairError(
@@ -299,7 +300,7 @@ def load_trifeature(
         "supersample": supersample,
         "version": FORMAT_VERSION,
     }
-    path = cache_path(Path(root) / "trifeature", f"trifeature-{image_size}px", params)
+    path = cache_path(Path(DataIO.of(io).root) / "trifeature", f"trifeature-{image_size}px", params)
     arrays = cached_arrays(path, lambda: _generate_splits(params), what="Trifeature")
 
     def split(prefix: str) -> Split:
