@@ -7,7 +7,6 @@ the machine (CPU, cores, torch version, device) is recorded beside them.
 from __future__ import annotations
 
 import os
-import pickle
 import platform
 import statistics
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from baselines import plain_kd_epoch_seconds, torchvision_cifar10, write_cifar_format
 
 from kdfair.data.trifeature import generate
 from kdfair.losses import kd_loss
@@ -68,52 +68,6 @@ def train_steps(model, device, teacher=None, cached=False):
     return work
 
 
-def write_cifar_format(root: Path, n: int = 10_000) -> None:
-    """A CIFAR-10-format folder of n random images (5 training batches, a test batch, meta)."""
-    rng = np.random.default_rng(0)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
-
-    def dump(name, count):
-        batch = {
-            "data": rng.integers(0, 256, (count, 3072), dtype=np.uint8),
-            "labels": rng.integers(0, 10, count).tolist(),
-        }
-        with open(folder / name, "wb") as f:
-            pickle.dump(batch, f)
-
-    for i in range(1, 6):
-        dump(f"data_batch_{i}", n // 5)
-    dump("test_batch", 100)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({"label_names": [str(c) for c in range(10)]}, f)
-
-
-def torchvision_cifar10(root: str, mean, std):
-    """torchvision's CIFAR10 training set with the paper's augmentation, per sample in PIL, as a
-    plain PyTorch script would build it (minus the MD5 checks, which a random fixture fails)."""
-    from torchvision import transforms
-    from torchvision.datasets import CIFAR10
-
-    class UncheckedCIFAR10(CIFAR10):
-        def _check_integrity(self) -> bool:
-            return True
-
-        def _load_meta(self) -> None:
-            with open(Path(self.root, self.base_folder, self.meta["filename"]), "rb") as f:
-                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
-
-    transform = transforms.Compose(
-        [
-            transforms.RandomCrop(32, padding=4),
-            transforms.RandomHorizontalFlip(),
-            transforms.ToTensor(),
-            transforms.Normalize(mean, std),
-        ]
-    )
-    return UncheckedCIFAR10(root, train=True, transform=transform)
-
-
 def data_paths(device) -> list[tuple[str, float, float]]:
     """One augmented epoch (crop pad 4 + flip + normalise, batch 128) of a CIFAR-format folder:
     kdfair's tensor path against torchvision's CIFAR10 dataset + DataLoader (per-sample PIL)."""
@@ -133,7 +87,7 @@ def data_paths(device) -> list[tuple[str, float, float]]:
 
         rate, spread = median_rate(tensor_epoch, n)
         rows.append(("data: kdfair tensor path, CIFAR-format, one epoch", rate, spread))
-        dataset = torchvision_cifar10(tmp, data.mean, data.std)
+        dataset = torchvision_cifar10(tmp, data.input_kind.mean, data.input_kind.std)
         for workers in (0, os.cpu_count() or 1):
             loader = DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=workers)
 
@@ -177,48 +131,6 @@ def kdfair_epoch_seconds(runs, data, device, epochs: int) -> list[float]:
     return [row["seconds"] for row in runs[0].history[1:]]
 
 
-def plain_kd_epoch_seconds(dataset, teacher, student, device, epochs: int, workers: int):
-    """The same KD training written as a plain PyTorch script: torchvision's CIFAR10 through a
-    DataLoader, the teacher under no_grad, Hinton's loss inline (T = 4, alpha = 0.8), fp32."""
-    import torch.nn.functional as F
-    from torch.utils.data import DataLoader
-
-    cuda = device.type == "cuda"
-    loader = DataLoader(
-        dataset,
-        batch_size=BATCH,
-        shuffle=True,
-        num_workers=workers,
-        pin_memory=cuda,
-        persistent_workers=workers > 0,
-    )
-    teacher.to(device).eval()
-    student.to(device).train()
-    optimizer = torch.optim.SGD(student.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-3)
-    temperature, alpha = 4.0, 0.8
-    seconds = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        for x, y in loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.no_grad():
-                z_teacher = teacher(x)
-            z_student = student(x)
-            soft = F.kl_div(
-                F.log_softmax(z_student / temperature, dim=1),
-                F.softmax(z_teacher / temperature, dim=1),
-                reduction="batchmean",
-            )
-            loss = alpha * soft + (1 - alpha) * F.cross_entropy(z_student, y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        if cuda:
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - start)
-    return seconds[1:]
-
-
 def rate_of(images: int, seconds: list[float]) -> tuple[float, float]:
     rates = [images / s for s in seconds]
     return statistics.median(rates), (max(rates) - min(rates)) / 2
@@ -251,10 +163,10 @@ def resnet_kd(device) -> list[tuple[str, float, float]]:
         rows.append(
             ("(a) KD ResNet-56 -> ResNet-20, kdfair (fit, tensor data path)", *rate_of(n, seconds))
         )
-        dataset = torchvision_cifar10(tmp, data.mean, data.std)
+        dataset = torchvision_cifar10(tmp, data.input_kind.mean, data.input_kind.std)
         for workers in sorted({0, min(8, os.cpu_count() or 1)}):
             seconds = plain_kd_epoch_seconds(
-                dataset, plain_teacher, resnet20(10), device, epochs, workers
+                dataset, plain_teacher, resnet20(10), device, epochs, workers, BATCH
             )
             rows.append(
                 (

@@ -41,7 +41,8 @@ class TrainedModel:
 
 def check_input_space(individual, data) -> None:
     """eval.individual.space=input compares inputs as pixels: meaningless for token ids."""
-    if individual["enabled"] and individual["space"] == "input" and data.modality != "image":
+    meaningful = data.input_kind.distances_are_meaningful
+    if individual["enabled"] and individual["space"] == "input" and not meaningful:
         raise KdfairError(
             f"eval.individual.space=input measures distances between input pixels, but "
             f"{data.name}'s inputs are {data.modality} token ids, whose distances mean nothing. "

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from kdfair.data import DataBundle, Split
+from kdfair.data.inputs import ImageInputs
 from kdfair.data.transforms import Augmentation
 from kdfair.schedule import Schedule
 from kdfair.training import Distillation, Speed, TeacherLogits, fit
@@ -52,9 +53,11 @@ def _bundle(n: int, augmented: bool) -> DataBundle:
         num_classes=CLASSES,
         class_names=[str(c) for c in range(CLASSES)],
         attribute_groups={},
-        mean=(0.5, 0.5, 0.5),
-        std=(0.25, 0.25, 0.25),
-        augmentation=Augmentation(crop_padding=0, horizontal_flip=augmented),
+        input_kind=ImageInputs(
+            (0.5, 0.5, 0.5),
+            (0.25, 0.25, 0.25),
+            Augmentation(crop_padding=0, horizontal_flip=augmented),
+        ),
     )
 
 

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from kdfair.data import DataBundle, Split
+from kdfair.data.inputs import ImageInputs
 from kdfair.data.transforms import Augmentation
 from kdfair.distributed import (
     contiguous_shard,
@@ -39,9 +40,7 @@ def _bundle(n: int, augmentation: Augmentation) -> DataBundle:
         num_classes=10,
         class_names=[str(c) for c in range(10)],
         attribute_groups={},
-        mean=(0.5, 0.5, 0.5),
-        std=(0.25, 0.25, 0.25),
-        augmentation=augmentation,
+        input_kind=ImageInputs((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), augmentation),
     )
 
 

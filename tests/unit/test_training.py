@@ -150,7 +150,8 @@ def test_fused_students_end_exactly_as_if_trained_alone(tiny_data, augment):
     from kdfair.models.resnet_cifar import resnet20
     from kdfair.training import Distillation, Run, fit_many
 
-    data = replace(tiny_data, augmentation=Augmentation(4 if augment else 0, augment))
+    augmentation = Augmentation(4 if augment else 0, augment)
+    data = replace(tiny_data, input_kind=replace(tiny_data.input_kind, augmentation=augmentation))
     torch.manual_seed(5)
     teacher = resnet20(10)
     optimizer = partial(torch.optim.SGD, lr=0.05, momentum=0.9)

@@ -5,7 +5,8 @@ Two kinds of split, one interface:
   time (CIFAR, SVHN, Trifeature, Tiny ImageNet, CelebA at reduced resolution), or token ids;
 - `FolderSplit`: image files decoded and augmented per sample by DataLoader workers (ImageNet).
 Protected attributes are int64 group codes with the group names alongside, so predictions can
-carry them without knowing the dataset. Every batch leaves as normalised float32 on the device.
+carry them without knowing the dataset. The bundle's input kind (`kdfair.data.inputs`) says how a
+batch is augmented and how it reaches the model (images: normalised float32 on the device).
 """
 
 from __future__ import annotations
@@ -16,12 +17,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from PIL import Image
 
-from kdfair.data.transforms import (
-    Augmentation,
-    apply_augmentation,
-    draw_augmentation,
-    normalize,
-)
+from kdfair.data.inputs import InputKind
 from kdfair.distributed import shard_positions
 
 
@@ -89,13 +85,14 @@ class DataBundle:
     num_classes: int
     class_names: list[str]
     attribute_groups: dict[str, list[str]]  # attribute -> group names, indexed by group code
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    augmentation: Augmentation = field(default_factory=Augmentation)  # batch-level, tensor splits
+    # ImageInputs (normalisation, batch-level augmentation of in-memory splits) or TokenInputs
+    input_kind: InputKind
     info: dict = field(default_factory=dict)  # dataset facts worth logging and storing
-    # "image": uint8 images, normalised on the way to the model; "text": int64 (N, 2, L) token ids
-    # and attention masks in `inputs`, passed to the model as they are.
-    modality: str = "image"
+
+    @property
+    def modality(self) -> str:
+        """ "image" or "text": what the inputs are."""
+        return self.input_kind.kind
 
     def subset(self, max_train: int | None, max_test: int | None, seed: int = 0) -> DataBundle:
         """The same data cut to at most max_train / max_test examples (a fixed random subset,
@@ -126,7 +123,7 @@ class DataBundle:
     @property
     def deterministic_train_stream(self) -> bool:
         """True when a training image looks the same every epoch (no augmentation at all)."""
-        return isinstance(self.train, Split) and self.augmentation.is_identity
+        return isinstance(self.train, Split) and not self.input_kind.augmented
 
     def train_batches(
         self,
@@ -157,15 +154,13 @@ class DataBundle:
             for images, idx in self.train.loader(order[positions], local_batch, worker_seed):
                 yield self._to_model(images, device), self.train.labels[idx].to(device), idx
             return
-        params = draw_augmentation(len(order), self.augmentation, generator)
+        params = self.input_kind.draw(len(order), generator)
         for start in range(0, len(positions), local_batch):
             mine = positions[start : start + local_batch]
             idx = order[mine]
             on_split = idx.to(self.train.inputs.device)
-            images = apply_augmentation(
-                self.train.inputs[on_split],
-                params[mine] if params is not None else None,
-                self.augmentation,
+            images = self.input_kind.augment(
+                self.train.inputs[on_split], params[mine] if params is not None else None
             )
             yield self._to_model(images, device), self.train.labels[on_split].to(device), idx
 
@@ -205,7 +200,5 @@ class DataBundle:
             idx = order[start : start + batch_size]
             yield split.inputs[idx.to(split.inputs.device)], idx.to(split.labels.device)
 
-    def _to_model(self, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-        if self.modality == "text":
-            return images.to(device, non_blocking=True)
-        return normalize(images.to(device, non_blocking=True), self.mean, self.std)
+    def _to_model(self, inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return self.input_kind.to_model(inputs, device)

@@ -20,6 +20,7 @@ import torch
 from kdfair.data.bundle import DataBundle, Split
 from kdfair.data.cache import cache_path, cached_arrays
 from kdfair.data.images import decode_all
+from kdfair.data.inputs import ImageInputs
 from kdfair.data.layout import DataIO, corrupt, require_files
 from kdfair.data.transforms import Augmentation
 from kdfair.errors import KdfairError
@@ -190,9 +191,11 @@ def load_celeba(
         num_classes=2,
         class_names=[f"not {target}", target],
         attribute_groups=group_names,
-        mean=IMAGE_MEAN,
-        std=IMAGE_STD,
-        augmentation=Augmentation(crop_padding=crop_padding, horizontal_flip=horizontal_flip),
+        input_kind=ImageInputs(
+            mean=IMAGE_MEAN,
+            std=IMAGE_STD,
+            augmentation=Augmentation(crop_padding=crop_padding, horizontal_flip=horizontal_flip),
+        ),
         info={
             "n_train": len(train),
             "n_test": len(splits["test"]),

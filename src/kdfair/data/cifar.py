@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from kdfair.data.bundle import DataBundle, Split
+from kdfair.data.inputs import ImageInputs
 from kdfair.data.layout import DataIO, corrupt, require_files, warn_on_checksums
 from kdfair.data.transforms import Augmentation
 
@@ -142,8 +143,10 @@ def load_cifar(
         num_classes=len(class_names),
         class_names=class_names,
         attribute_groups={},
-        mean=mean,
-        std=std,
-        augmentation=Augmentation(crop_padding=crop_padding, horizontal_flip=horizontal_flip),
+        input_kind=ImageInputs(
+            mean=mean,
+            std=std,
+            augmentation=Augmentation(crop_padding=crop_padding, horizontal_flip=horizontal_flip),
+        ),
         info={"n_train": len(train), "n_test": len(test)},
     )

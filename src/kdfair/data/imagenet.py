@@ -16,8 +16,8 @@ from torchvision import transforms
 from torchvision.datasets import ImageFolder
 
 from kdfair.data.bundle import DataBundle, FolderSplit
+from kdfair.data.inputs import ImageInputs
 from kdfair.data.layout import DataIO, require_files
-from kdfair.data.transforms import Augmentation
 from kdfair.errors import KdfairError
 
 FOLDER = "imagenet"
@@ -82,9 +82,7 @@ def load_imagenet(io: DataIO | str, *, image_size: int = 224, resize: int = 256)
         num_classes=len(train.classes),
         class_names=list(train.classes),
         attribute_groups={},
-        mean=IMAGE_MEAN,
-        std=IMAGE_STD,
         # Augmentation happens in the workers' transforms; nothing left for the batch step.
-        augmentation=Augmentation(crop_padding=0, horizontal_flip=False),
+        input_kind=ImageInputs(mean=IMAGE_MEAN, std=IMAGE_STD),
         info={"n_train": len(train), "n_test": len(test)},
     )

@@ -15,6 +15,7 @@ import torch
 from scipy.io import loadmat
 
 from kdfair.data.bundle import DataBundle, Split
+from kdfair.data.inputs import ImageInputs
 from kdfair.data.layout import DataIO, corrupt, require_files, warn_on_checksums
 from kdfair.data.transforms import Augmentation
 
@@ -74,8 +75,10 @@ def load_svhn(
         num_classes=10,
         class_names=[str(d) for d in range(10)],
         attribute_groups={},
-        mean=MEAN,
-        std=STD,
-        augmentation=Augmentation(crop_padding=crop_padding, horizontal_flip=horizontal_flip),
+        input_kind=ImageInputs(
+            mean=MEAN,
+            std=STD,
+            augmentation=Augmentation(crop_padding=crop_padding, horizontal_flip=horizontal_flip),
+        ),
         info={"n_train": len(train), "n_test": len(test)},
     )

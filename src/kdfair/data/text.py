@@ -15,7 +15,7 @@ import torch
 
 from kdfair.data.bundle import DataBundle, Split
 from kdfair.data.cache import cache_path, cached_arrays
-from kdfair.data.transforms import Augmentation
+from kdfair.data.inputs import TokenInputs
 from kdfair.errors import KdfairError
 from kdfair.models.text import resolve_source
 
@@ -76,9 +76,6 @@ def text_bundle(
         num_classes=len(class_names),
         class_names=class_names,
         attribute_groups=attribute_groups,
-        mean=(),
-        std=(),
-        augmentation=Augmentation(crop_padding=0, horizontal_flip=False),
+        input_kind=TokenInputs(),
         info=info,
-        modality="text",
     )

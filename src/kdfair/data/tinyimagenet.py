@@ -14,6 +14,7 @@ import torch
 from kdfair.data.bundle import DataBundle, Split
 from kdfair.data.cache import cache_path, cached_arrays
 from kdfair.data.images import decode_all
+from kdfair.data.inputs import ImageInputs
 from kdfair.data.layout import DataIO, corrupt, require_files
 from kdfair.data.transforms import Augmentation
 
@@ -100,8 +101,10 @@ def load_tinyimagenet(
         num_classes=len(wnids),
         class_names=_class_names(wnids, words_file),
         attribute_groups={},
-        mean=IMAGE_MEAN,
-        std=IMAGE_STD,
-        augmentation=Augmentation(crop_padding=crop_padding, horizontal_flip=horizontal_flip),
+        input_kind=ImageInputs(
+            mean=IMAGE_MEAN,
+            std=IMAGE_STD,
+            augmentation=Augmentation(crop_padding=crop_padding, horizontal_flip=horizontal_flip),
+        ),
         info={"n_train": len(train), "n_test": len(test)},
     )

@@ -20,6 +20,7 @@ import torch
 
 from kdfair.data.bundle import DataBundle, Split
 from kdfair.data.cache import cache_path, cached_arrays
+from kdfair.data.inputs import ImageInputs
 from kdfair.data.layout import DataIO
 from kdfair.data.transforms import Augmentation
 from kdfair.errors import KdfairError
@@ -317,8 +318,10 @@ def load_trifeature(
         num_classes=len(SHAPES),
         class_names=list(SHAPES),
         attribute_groups={"color": list(COLORS), "texture": list(TEXTURES)},
-        mean=tuple(pixels.mean(dim=(0, 2, 3)).tolist()),
-        std=tuple(pixels.std(dim=(0, 2, 3)).tolist()),
-        augmentation=Augmentation(crop_padding=crop_padding, horizontal_flip=horizontal_flip),
+        input_kind=ImageInputs(
+            mean=tuple(pixels.mean(dim=(0, 2, 3)).tolist()),
+            std=tuple(pixels.std(dim=(0, 2, 3)).tolist()),
+            augmentation=Augmentation(crop_padding=crop_padding, horizontal_flip=horizontal_flip),
+        ),
         info={"n_train": n_train, "n_test": n_test, "image_size": image_size},
     )
