@@ -10,7 +10,10 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_DIR = REPO / "configs"
+CONFIG_DIR = REPO / "src" / "kdfair" / "configs"
+# The real RedditBias CSVs, where a machine has them: `make test` sets KDFAIR_REDDITBIAS (to
+# ../shared/data/redditbias next to the checkout); tests that read them are skipped without it.
+REAL_REDDITBIAS = Path(os.environ.get("KDFAIR_REDDITBIAS", "/nonexistent"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on a model hub
 

@@ -1,8 +1,9 @@
-"""`kdfair train | analyze`: the only code that reads argv.
+"""`kdfair train | plan | analyze`: the only code that reads argv.
 
-`kdfair train [hydra overrides]` composes configs/train.yaml with the overrides and runs
-`kdfair.pipeline.run`; `-m` sweeps. Without `+experiment=...` train.yaml's default_experiment
-runs the demo experiment.
+`kdfair train [hydra overrides]` composes the packaged configs/train.yaml (kdfair.compose) with
+the overrides and runs `kdfair.pipeline.run`; `-m` sweeps. Without `+experiment=...`
+train.yaml's default_experiment runs the demo experiment. `kdfair plan` composes the same jobs
+and reports their models without training (kdfair.plan).
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ import os
 import sys
 from pathlib import Path
 
+from kdfair import __version__
+from kdfair.compose import (
+    ENV_VAR,
+    available,
+    packaged_config_dir,
+    search_path,
+    user_config_dirs,
+)
 from kdfair.errors import KdfairError
+from kdfair.extras import require_launcher
 
 log = logging.getLogger("kdfair")
 
@@ -21,28 +31,20 @@ USAGE = """usage: kdfair <command> [options]
 commands:
   train [overrides]   train teacher, student and distilled student(s); Hydra overrides, -m sweeps
                       e.g. kdfair train +experiment=trifeature_resnet20_lenet5 distill.temperature=4
-                      (without +experiment=..., the small demo study: +experiment=demo)
+                      (without +experiment=..., the small demo study: +experiment=demo);
+                      kdfair train --help lists the experiments and every setting
+  plan [overrides]    what that train command (-m: sweep) would train, and what is stored,
+                      in progress or missing; trains nothing
   analyze DIR         claims, tables, figures and report.md of an experiment folder, e.g.
                       outputs/demo [--normalisation ratio|diff] [--correction none|holm|bh]
                       [--threshold 0.05] [--recipe HASH] [--eval HASH] [--resamples 1000]
                       [--remeasure [eval.<key>=<value> ...]]
 
 Show the composed config:  kdfair train --cfg job
+Your own experiments:      KDFAIR_CONFIG_DIR=DIR (DIR/experiment/<name>.yaml), or --config-dir DIR
+Shell completion:          eval "$(kdfair train -sc install=bash)"   (zsh: install=zsh)
+Version:                   kdfair --version
 """
-
-
-def config_dir() -> Path:
-    """configs/ of the source tree (kdfair is installed editable), or $KDFAIR_CONFIG_DIR."""
-    path = Path(
-        os.environ.get("KDFAIR_CONFIG_DIR", Path(__file__).resolve().parents[2] / "configs")
-    )
-    if not (path / "train.yaml").is_file():
-        raise KdfairError(
-            f"kdfair's configs were not found at {path}. Install kdfair from its source tree "
-            "with `pip install -e .` (as `make` does), or set KDFAIR_CONFIG_DIR to the configs/ "
-            "folder."
-        )
-    return path
 
 
 # Settings of the dataset.io node (DataIO's fields), which older configs had at dataset.<key>.
@@ -61,7 +63,7 @@ CHOICE_GROUPS = (
 )
 
 
-def check_overrides(overrides: list[str], configs: Path) -> None:
+def check_overrides(overrides: list[str]) -> None:
     """Hydra override syntax, and every config-group choice (each value of a sweep too) naming
     an existing file; a KdfairError that lists the available names otherwise. Run before Hydra,
     which would print its own report and exit 1 for either."""
@@ -88,12 +90,12 @@ def check_overrides(overrides: list[str], configs: Path) -> None:
             if override.is_sweep_override()
             else [override.value()]
         )
-        available = sorted(p.stem for p in (configs / group).glob("*.yaml"))
+        names = available(group, overrides)
         for value in values:
-            if not isinstance(value, str) or value not in available:
+            if not isinstance(value, str) or value not in names:
                 raise KdfairError(
                     f"there is no {group}/{value}.yaml for {override.input_line!r}; available "
-                    f"{group} names: {', '.join(available)}."
+                    f"{group} names: {', '.join(names)}."
                 )
 
 
@@ -130,14 +132,19 @@ def check_experiment_file(choices: dict) -> None:
         )
 
 
+def check_job_overrides(overrides: list[str]) -> None:
+    """Every check a `kdfair train` (or `kdfair plan`) command line gets before Hydra."""
+    check_overrides(overrides)
+    check_demo_choices(overrides)
+
+
 def train(overrides: list[str]) -> int:
     import hydra  # imported here so `kdfair --help` stays instant
     from omegaconf import DictConfig
 
-    check_overrides(overrides, config_dir())
-    check_demo_choices(overrides)
+    check_job_overrides(overrides)
 
-    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train")
+    @hydra.main(version_base="1.3", config_path=str(packaged_config_dir()), config_name="train")
     def _train(cfg: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
@@ -162,6 +169,14 @@ def train(overrides: list[str]) -> int:
             "parallel, each on several GPUs, use hydra/launcher=slurm with "
             "hydra.launcher.tasks_per_node=<GPUs per node> instead of torchrun."
         )
+    require_launcher(overrides)
+    if any(a in ("-m", "--multirun") for a in overrides):  # the progress line's "job i/n"
+        from kdfair.plan import job_overrides
+        from kdfair.progress import JOBS_ENV
+
+        plain = [o for o in overrides if "=" in o and not o.startswith("-")]
+        os.environ[JOBS_ENV] = str(len(job_overrides(plain, multirun=True)))
+    overrides = [*overrides, *search_path(user_config_dirs())]  # $KDFAIR_CONFIG_DIR
     if int(os.environ.get("RANK", "0")) > 0:  # a torchrun rank other than 0: rank 0 records
         # the config and keeps the log file; this rank logs (warnings only) to the console
         overrides = [
@@ -169,9 +184,27 @@ def train(overrides: list[str]) -> int:
             "hydra.output_subdir=null",
             "hydra.job_logging.root.handlers=[console]",
         ]
-    sys.argv = ["kdfair train", *overrides]
+    sys.argv = ["kdfair", *overrides]  # Hydra names the program (completion, --help) after it
     _train()
     distributed.finish()  # under torchrun: every rank done, process group closed
+    return 0
+
+
+def plan(args: list[str]) -> int:
+    """`kdfair plan [overrides] [-m]`: every model the job or sweep needs, and its state."""
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    overrides = [a for a in args if a not in ("-m", "--multirun")]
+    flags = [a for a in overrides if a.startswith("-")]
+    if flags:
+        raise KdfairError(
+            f"kdfair plan takes overrides and -m only, not {flags[0]!r}: e.g. "
+            "kdfair plan -m +experiment=demo seed=0,1,2."
+        )
+    check_job_overrides(overrides)
+    from kdfair.plan import format_plan
+    from kdfair.plan import plan as plan_jobs
+
+    print(format_plan(plan_jobs(overrides, multirun=multirun)))
     return 0
 
 
@@ -259,23 +292,21 @@ def _remeasure(directory: Path, overrides: list[str]) -> None:
             f"--remeasure takes eval.* overrides only (measuring settings), got {bad}; other "
             "settings change the models: train them with `kdfair train`."
         )
-    from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from kdfair.analysis.remeasure import remeasure
+    from kdfair.compose import compose_train, find_config
     from kdfair.results import read_results
 
     if not (directory / "results.csv").is_file():
         raise KdfairError(f"No results.csv in {directory}; nothing to remeasure.")
     experiment = str(read_results(directory / "results.csv")["experiment"].iloc[0])
-    configs = config_dir()
-    if not (configs / "experiment" / f"{experiment}.yaml").is_file():
+    if find_config("experiment", experiment) is None:
         raise KdfairError(
-            f"--remeasure reads the eval settings of experiment {experiment!r}, but "
-            f"{configs}/experiment/{experiment}.yaml does not exist."
+            f"--remeasure reads the eval settings of experiment {experiment!r}, but there is "
+            f"no experiment/{experiment}.yaml among kdfair's configs or yours ({ENV_VAR})."
         )
-    with initialize_config_dir(config_dir=str(configs), version_base="1.3"):
-        cfg = compose("train", overrides=[f"+experiment={experiment}", *overrides])
+    cfg = compose_train([f"+experiment={experiment}", *overrides])
     evaluation = OmegaConf.to_container(cfg.eval, resolve=True)
     test_inputs = None
     if evaluation["individual"]["enabled"] and evaluation["individual"]["space"] == "input":
@@ -289,15 +320,54 @@ def _remeasure(directory: Path, overrides: list[str]) -> None:
     remeasure(directory, evaluation, test_inputs=test_inputs)
 
 
+COMMANDS = ("train", "plan", "analyze")
+# Commands whose arguments are Hydra overrides, so the shell completes them like `train`'s.
+OVERRIDE_COMMANDS = ("train", "plan")
+
+
+def complete(argv: list[str]) -> int:
+    """Hydra's completion script asks `kdfair -sc query=bash` with the whole line in
+    $COMP_LINE ("kdfair train +experiment=de"). Complete the command word ourselves and hand
+    the overrides of train and plan to Hydra without the command word (which Hydra would take
+    for an override); `-sc install=...` prints Hydra's script, bound to `kdfair`."""
+    if any(a.startswith("install=zsh") for a in argv):  # zsh runs the bash script
+        print("autoload -U +X bashcompinit && bashcompinit")
+        argv = ["install=bash" if a == "install=zsh" else a for a in argv]
+    if not any(a.startswith("query=") for a in argv):
+        return train(["-sc", *argv])
+    words = os.environ.get("COMP_LINE", "").split()
+    typing_command = len(words) == 1 or (
+        len(words) == 2 and not os.environ["COMP_LINE"][-1:].isspace()
+    )
+    if typing_command:
+        typed = words[1] if len(words) == 2 else ""
+        print(" ".join(c for c in COMMANDS if c.startswith(typed)))
+        return 0
+    if words[1] not in OVERRIDE_COMMANDS:
+        return 0  # analyze takes a folder: the shell's own file completion (-o default)
+    line = os.environ["COMP_LINE"]
+    os.environ["COMP_LINE"] = line.replace(f" {words[1]}", "", 1)
+    return train(["-sc", *argv])
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
+    if argv[0] in ("-V", "--version", "version"):
+        print(f"kdfair {__version__}")
+        return 0
     command, rest = argv[0], argv[1:]
     try:
+        if command in ("-sc", "--shell-completion"):
+            return complete(rest)
+        if command == "train" and rest[:1] in (["-sc"], ["--shell-completion"]):
+            return complete(rest[1:])  # `kdfair train -sc install=bash`, as Hydra documents
         if command == "train":
             return train(rest)
+        if command == "plan":
+            return plan(rest)
         if command == "analyze":
             return analyze(rest)
     except KdfairError as e:

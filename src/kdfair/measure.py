@@ -173,7 +173,8 @@ def record(
     reference: TrainedModel | None,
 ) -> pd.DataFrame:
     """Measure every model of a job from its saved predictions, append the rows (and their
-    recipes) to results.csv and log the one-screen summary, which is returned."""
+    recipes) to results.csv and log a one-screen summary of them. Returns the rows as written,
+    plus `status`: trained (by this job) or reused (found in the store)."""
     evaluation = settings.evaluation
     pairs = neighbourhood(
         settings.individual,
@@ -198,11 +199,13 @@ def record(
     ]
     results_path = settings.paths.experiment / "results.csv"
     append_results(results_path, rows, recipes_of(models, teacher, evaluation))
-    summary = pd.DataFrame(rows).drop(columns=SUMMARY_HIDDEN)
-    summary["status"] = ["trained" if m.trained_now else "reused" for m in models]
+    written = pd.DataFrame(rows)
+    written["status"] = ["trained" if m.trained_now else "reused" for m in models]
     log.info(
         "Results of this job (appended to %s):\n%s",
         results_path,
-        summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
+        written.drop(columns=SUMMARY_HIDDEN).to_string(
+            index=False, float_format=lambda v: f"{v:.4f}"
+        ),
     )
-    return summary
+    return written

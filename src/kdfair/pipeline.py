@@ -19,8 +19,10 @@ from kdfair import distributed
 from kdfair.data import Split
 from kdfair.factories import build_dataset
 from kdfair.measure import TrainedModel, check_input_space, record
+from kdfair.plan import epochs_to_train
+from kdfair.progress import JobProgress
 from kdfair.provision import Workshop, ensure_embedding, obtain, obtain_distilled
-from kdfair.settings import Settings, dataset_spec, resolve_device, switch
+from kdfair.settings import Settings, common_spec, resolve_device, switch
 from kdfair.store import ModelStore
 from kdfair.training import Speed
 from kdfair.validate import validate
@@ -30,15 +32,27 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     """Train (or reuse) every model of one job and append their rows to results.csv."""
     settings = validate(cfg)
     shop = workshop(settings)
+    job = JobProgress(
+        models=2 + len(settings.distill.temperatures),
+        epochs_left=distributed.from_main(lambda: epochs_to_train(settings, shop.store)),
+    )
 
     teacher = obtain(shop, "teacher", settings.teacher, settings.teacher_seed)
+    job.done(epochs_trained=trained_epochs([teacher]))
     student = obtain(shop, "student", settings.student, settings.seed)
+    job.done(epochs_trained=trained_epochs([student]))
     distilled = obtain_distilled(shop, teacher, settings.student, settings.seed, settings.distill)
+    job.done(len(distilled), epochs_trained=trained_epochs(distilled))
 
     reference = reference_teacher(shop, settings, teacher)  # every DDP rank takes part
     models = [teacher, student, *distilled]
     # Rank 0 measures and writes; the other ranks wait for it (and get its summary or error).
     return distributed.from_main(lambda: record(settings, shop.data, models, teacher, reference))
+
+
+def trained_epochs(models: list[TrainedModel]) -> int:
+    """Epochs the job trained for `models` (none for a model found in the store)."""
+    return sum(int(m.spec["optim"]["epochs"]) for m in models if m.trained_now)
 
 
 def workshop(settings: Settings) -> Workshop:
@@ -54,11 +68,6 @@ def workshop(settings: Settings) -> Workshop:
     in_memory = isinstance(data.train, Split)
     if switch(hardware.data_on_device, auto=device.type == "cuda" and in_memory):
         data = data.train_on(device)  # uint8 on the GPU: batches cut and augmented there
-    common = {"dataset": dataset_spec(settings.dataset), "batch_size": settings.batch_size}
-    if distributed.world_size() > 1:
-        # BatchNorm statistics (per process) and streamed augmentation (seeded per process)
-        # depend on the process count: a DDP-trained model is not the one-process model.
-        common["processes"] = distributed.world_size()
     return Workshop(
         data=data,
         store=ModelStore(settings.paths.models),
@@ -69,7 +78,7 @@ def workshop(settings: Settings) -> Workshop:
             channels_last=switch(hardware.channels_last, auto=data.modality == "image"),
             compile=hardware.compile,
         ),
-        common=common,
+        common=common_spec(settings, distributed.world_size()),
         eval_batch_size=int(settings.evaluation["batch_size"]),
         eval_every_epoch=bool(settings.evaluation["every_epoch"]),
     )

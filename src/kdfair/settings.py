@@ -139,6 +139,16 @@ def dataset_spec(dataset: dict | DictConfig) -> dict:
     return {k: v for k, v in dataset.items() if k != DATASET_IO_NODE}
 
 
+def common_spec(settings: Settings, processes: int = 1) -> dict:
+    """The spec entries every model of a job shares: dataset spec, batch size and, under DDP,
+    the process count (BatchNorm statistics and streamed augmentation depend on it, so a
+    DDP-trained model is not the one-process model)."""
+    common = {"dataset": dataset_spec(settings.dataset), "batch_size": settings.batch_size}
+    if processes > 1:
+        common["processes"] = processes
+    return common
+
+
 def model_spec(
     common: dict,
     recipe: Recipe,

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ..conftest import REPO
+from ..conftest import REAL_REDDITBIAS
 from ..fixtures.text import tiny_hatexplain_experiment, write_hatexplain
 from .cli_helpers import run_kdfair
 from .independent import check_results
 
-SHARED_REDDITBIAS = REPO.parent / "shared" / "data" / "redditbias"
+SHARED_REDDITBIAS = REAL_REDDITBIAS
 
 
 def test_hatexplain_bert_distilbert_end_to_end(tmp_path):
@@ -44,7 +44,9 @@ def test_hatexplain_bert_distilbert_end_to_end(tmp_path):
     assert "DPD (gender)" in analysis.stdout and "DPD (race)" in analysis.stdout
 
 
-@pytest.mark.skipif(not SHARED_REDDITBIAS.is_dir(), reason="shared RedditBias data not present")
+@pytest.mark.skipif(
+    not SHARED_REDDITBIAS.is_dir(), reason="KDFAIR_REDDITBIAS (the real RedditBias CSVs) not set"
+)
 def test_redditbias_minilm_runs_on_the_real_comments(tmp_path):
     result = run_kdfair(
         tmp_path,

@@ -7,7 +7,7 @@ import pandas as pd
 from kdfair.analysis.paper import paper_reference
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIGS = REPO / "configs"
+CONFIGS = REPO / "src" / "kdfair" / "configs"
 
 
 def test_every_reference_row_names_real_configs_and_results_columns():

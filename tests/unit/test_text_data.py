@@ -15,7 +15,7 @@ from kdfair.data.redditbias import load_redditbias, parse_labels
 from kdfair.errors import KdfairError
 from kdfair.models.text import text_model
 
-from ..conftest import REPO
+from ..conftest import REAL_REDDITBIAS
 from ..fixtures.text import (
     write_hatexplain,
     write_hatexplain_hf,
@@ -23,7 +23,7 @@ from ..fixtures.text import (
     write_tokenizer,
 )
 
-SHARED_REDDITBIAS = REPO.parent / "shared" / "data" / "redditbias"
+SHARED_REDDITBIAS = REAL_REDDITBIAS
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,9 @@ def test_redditbias_reads_groups_and_drops_what_is_not_a_label(tmp_path, tokeniz
         )
 
 
-@pytest.mark.skipif(not SHARED_REDDITBIAS.is_dir(), reason="shared RedditBias data not present")
+@pytest.mark.skipif(
+    not SHARED_REDDITBIAS.is_dir(), reason="KDFAIR_REDDITBIAS (the real RedditBias CSVs) not set"
+)
 def test_the_real_redditbias_release(tmp_path):
     data = load_redditbias(DataIO(str(SHARED_REDDITBIAS), cache_dir=str(tmp_path)), max_length=32)
     assert len(data.train) + len(data.test) > 10_000

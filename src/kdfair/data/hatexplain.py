@@ -109,12 +109,8 @@ def _posts_original(root: Path) -> dict[str, list[tuple[str, list[dict], list[st
 def _posts_hf(path: Path) -> dict[str, list[tuple[str, list[dict], list[str]]]]:
     """The same from a Hugging Face `datasets` copy saved with save_to_disk (train/test splits;
     annotator labels as class indices)."""
-    try:
-        from datasets import load_from_disk
-    except ImportError as e:
-        raise KdfairError(
-            "Reading a Hugging Face copy needs the datasets package: pip install datasets"
-        ) from e
+    from datasets import load_from_disk  # a core dependency
+
     try:
         copy = load_from_disk(str(path))
         votes = copy["train"].features["annotators"]  # a dict of lists, or a list of dicts

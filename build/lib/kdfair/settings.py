@@ -1,0 +1,195 @@
+"""Typed settings: a composed train config, checked and turned into plain values once, at the edge.
+
+`kdfair.validate.validate(cfg)` checks every value and returns `Settings`; nothing below the
+pipeline reads a `DictConfig`. A model's spec (`model_spec`), whose hash is its store key, is
+built here from these settings, so what identifies a model is written down in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from kdfair.schedule import Schedule, scaled_milestones
+
+# Dataset keys that say where or how data is read or cached, not what it is: the `dataset.io`
+# node. Kept out of model keys (tests/unit/test_configs.py checks every dataset config).
+DATASET_IO_NODE = "io"
+# Dataset keys that describe the dataset to kdfair rather than configure its factory.
+DATASET_META_KEYS = ("name", "num_classes", "batch_size", "max_train", "max_test")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one role's model is built (`arch`: the resolved model config) and trained (`optim`)."""
+
+    arch: dict
+    optim: dict
+
+    @property
+    def name(self) -> str:
+        return self.arch["name"]
+
+    def schedule(self, batch_size: int) -> Schedule:
+        optim = self.optim
+        return Schedule(
+            epochs=int(optim["epochs"]),
+            batch_size=batch_size,
+            milestones=scaled_milestones(
+                optim["milestones"], optim["epochs"], optim["reference_epochs"]
+            ),
+            gamma=float(optim["gamma"]),
+            kind=str(optim["schedule"]),
+            warmup_epochs=float(optim["warmup_epochs"]),
+        )
+
+
+@dataclass(frozen=True)
+class Distill:
+    """The distilled students of a job: one per temperature, all of one teacher."""
+
+    temperatures: tuple[float, ...]
+    alpha: float
+    t_squared: bool
+    teacher_seed: int | None  # None: the teacher of the job's own seed
+    fused: bool  # train the missing students of one job together
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """Where and how models run (never what they learn: none of it is in a model key)."""
+
+    device: str  # auto, cpu, cuda, cuda:N
+    amp: str  # auto, true, false
+    threads: int | None
+    data_on_device: str  # auto, true, false
+    channels_last: str  # auto, true, false
+    compile: bool
+
+
+@dataclass(frozen=True)
+class Paths:
+    outputs: Path  # everything a run writes is below this folder
+    models: Path  # the model store
+    experiment: Path  # results.csv and analysis/ of this experiment
+
+
+@dataclass(frozen=True)
+class Settings:
+    experiment: str
+    seed: int
+    dataset: dict  # the resolved dataset node: factory arguments, `io`, and the meta keys
+    teacher: Recipe
+    student: Recipe
+    distill: Distill
+    evaluation: dict  # the resolved eval node (batch_size, every_epoch, individual)
+    hardware: Hardware
+    paths: Paths
+
+    @property
+    def teacher_seed(self) -> int:
+        return self.seed if self.distill.teacher_seed is None else self.distill.teacher_seed
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.dataset["batch_size"])
+
+    @property
+    def individual(self) -> dict:
+        return self.evaluation["individual"]
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, temperatures: list[float]) -> Settings:
+        """The settings of a composed (and checked) train config, resolved once."""
+        c = OmegaConf.to_container(cfg, resolve=True)
+        distill, speed, paths = c["distill"], c["speed"], c["paths"]
+        return cls(
+            experiment=str(c["experiment"]),
+            seed=int(c["seed"]),
+            dataset=c["dataset"],
+            teacher=Recipe(c["teacher"], c["teacher_optim"]),
+            student=Recipe(c["student"], c["student_optim"]),
+            distill=Distill(
+                temperatures=tuple(temperatures),
+                alpha=float(distill["alpha"]),
+                t_squared=bool(distill["t_squared"]),
+                teacher_seed=distill["teacher_seed"],
+                fused=bool(distill["fused"]),
+            ),
+            evaluation=c["eval"],
+            hardware=Hardware(
+                device=str(c["device"]),
+                amp=str(c["amp"]),
+                threads=c["threads"],
+                data_on_device=str(speed["data_on_device"]),
+                channels_last=str(speed["channels_last"]),
+                compile=bool(speed["compile"]),
+            ),
+            paths=Paths(Path(paths["outputs"]), Path(paths["models"]), Path(paths["experiment"])),
+        )
+
+
+def dataset_spec(dataset: dict | DictConfig) -> dict:
+    """The dataset settings that identify a model: everything but the `io` node."""
+    if isinstance(dataset, DictConfig):
+        dataset = OmegaConf.to_container(dataset, resolve=True)
+    return {k: v for k, v in dataset.items() if k != DATASET_IO_NODE}
+
+
+def common_spec(settings: Settings, processes: int = 1) -> dict:
+    """The spec entries every model of a job shares: dataset spec, batch size and, under DDP,
+    the process count (BatchNorm statistics and streamed augmentation depend on it, so a
+    DDP-trained model is not the one-process model)."""
+    common = {"dataset": dataset_spec(settings.dataset), "batch_size": settings.batch_size}
+    if processes > 1:
+        common["processes"] = processes
+    return common
+
+
+def model_spec(
+    common: dict,
+    recipe: Recipe,
+    seed: int,
+    *,
+    teacher_key: str | None = None,
+    temperature: float | None = None,
+    distill: Distill | None = None,
+) -> dict:
+    """Exactly the settings that determine a trained model; its hash is the store key.
+
+    `common`: what every model of the job shares (dataset spec, batch size, DDP process count).
+    A distilled student adds its teacher's key, T, alpha and the T^2 switch.
+    """
+    spec = {
+        **common,
+        "objective": "kd" if teacher_key else "ce",
+        "seed": int(seed),
+        "arch": recipe.arch,
+        "optim": recipe.optim,
+    }
+    if teacher_key is not None:
+        spec["distill"] = {
+            "teacher_key": teacher_key,
+            "temperature": temperature,
+            "alpha": distill.alpha,
+            "t_squared": distill.t_squared,
+        }
+    return spec
+
+
+def resolve_device(device: str, amp) -> tuple[torch.device, bool]:
+    """`auto` picks CUDA when available; amp `auto` turns bf16 autocast on for CUDA only."""
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    resolved = torch.device(device)
+    return resolved, switch(amp, auto=resolved.type == "cuda")
+
+
+def switch(setting, *, auto: bool) -> bool:
+    """An auto/true/false config switch (amp, speed.*): `auto` where it says auto."""
+    if str(setting) == "auto":
+        return auto
+    return str(setting).lower() == "true"

@@ -1,0 +1,390 @@
+"""fit(): one training loop for every role.
+
+Cross-entropy for teachers and non-distilled students; the KD objective of `kdfair.losses` when a
+frozen teacher is given. SGD with step decay (the paper's schedule), bf16 autocast on CUDA, a tqdm
+bar per epoch, a history row per epoch, and a resume checkpoint after every epoch: a rerun of a
+killed job continues from the last finished epoch and ends with the same weights, because an
+epoch's batches depend only on (seed, epoch).
+
+Under torchrun the same loop trains data-parallel (`kdfair.distributed`): each process takes its
+share of every batch, DDP averages the gradients, and only rank 0 writes checkpoints. `Speed`
+holds the CUDA fast path's switches (docs/design.md section 6).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from kdfair import distributed
+from kdfair.atomic import torch_save
+from kdfair.data import DataBundle
+from kdfair.errors import KdfairError
+from kdfair.losses import kd_loss
+from kdfair.schedule import Schedule, per_step_factor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Distillation:
+    """A frozen teacher and the KD settings of one distilled student."""
+
+    teacher: nn.Module
+    temperature: float
+    alpha: float
+    t_squared: bool = False
+
+
+def autocast(device: torch.device, amp: bool):
+    """bf16 autocast on CUDA when `amp`; a no-op elsewhere."""
+    if amp and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How the models run, not what they learn (kept out of model keys).
+
+    amp: bf16 autocast (CUDA only); channels_last: NHWC memory format for image models and their
+    batches (faster convolutions: tensor cores on CUDA, oneDNN on CPU, where ResNet-20 trains
+    about 25% faster); compile: torch.compile each trained model.
+    """
+
+    amp: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+
+class TeacherLogits:
+    """The frozen teacher's logits for a training batch.
+
+    When the training stream has no augmentation the teacher sees the same image every epoch, so
+    its logits are computed once for the whole training split and looked up by index afterwards:
+    the teacher's forward, the dominant cost of distilling a small student, is paid once.
+    """
+
+    def __init__(
+        self,
+        distillation: Distillation,
+        data: DataBundle,
+        device: torch.device,
+        speed: Speed,
+        batch_size: int,
+    ):
+        self.teacher = distillation.teacher.to(device).eval().requires_grad_(False)
+        if speed.channels_last:
+            self.teacher.to(memory_format=torch.channels_last)
+        self.device, self.amp = device, speed.amp
+        self.cache: torch.Tensor | None = None
+        if data.deterministic_train_stream:
+            # Each DDP process computes a contiguous shard; the shards are gathered.
+            mine = distributed.contiguous_shard(len(data.train))
+            batches = data.train_batches_in_order(max(batch_size, 256), device=device, indices=mine)
+            with torch.no_grad(), autocast(device, speed.amp):
+                chunks = [self.teacher(_formatted(x, speed)).float() for x in batches]
+            num_classes = data.num_classes
+            local = torch.cat(chunks) if chunks else torch.zeros(0, num_classes, device=device)
+            self.cache = distributed.gather_rows(local)
+
+    def __call__(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        if self.cache is not None:
+            return self.cache[index.to(self.cache.device)]
+        with torch.no_grad(), autocast(self.device, self.amp):
+            return self.teacher(x).float()
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    model: nn.Module, data: DataBundle, *, device: torch.device, amp: bool, batch_size: int = 512
+) -> float:
+    """Test accuracy; under DDP each process scores a shard and the counts are summed."""
+    model.eval()
+    correct = 0
+    mine = distributed.contiguous_shard(len(data.test))
+    for x, y in data.test_batches(batch_size, device=device, indices=mine):
+        with autocast(device, amp):
+            correct += (model(x).argmax(1) == y).sum().item()
+    (correct,) = distributed.sum_across([correct])
+    return correct / len(data.test)
+
+
+@dataclass
+class Run:
+    """One model trained by `fit_many`, with its optimiser state and history."""
+
+    model: nn.Module
+    distillation: Distillation | None = None
+    checkpoint: Path | None = None
+    description: str = "train"
+    optimizer: torch.optim.Optimizer | None = None
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+    history: list[dict] = field(default_factory=list)
+    start_epoch: int = 0
+    forward: nn.Module | None = None  # what runs the batch: the model, DDP-wrapped or compiled
+
+
+def fit(
+    model: nn.Module,
+    data: DataBundle,
+    make_optimizer: Callable[..., torch.optim.Optimizer],
+    schedule: Schedule,
+    *,
+    seed: int,
+    device: torch.device,
+    speed: Speed = Speed(),
+    distillation: Distillation | None = None,
+    checkpoint: Path | None = None,
+    description: str = "train",
+    eval_every_epoch: bool = True,
+) -> list[dict]:
+    """Train `model` in place; return the per-epoch history (also kept in the checkpoint).
+
+    Loss: CE(model(x), y), or kd_loss(model(x), teacher(x), y, T, alpha) with `distillation`.
+    """
+    run = Run(model, distillation, checkpoint, description)
+    fit_many(
+        [run],
+        data,
+        make_optimizer,
+        schedule,
+        seed=seed,
+        device=device,
+        speed=speed,
+        eval_every_epoch=eval_every_epoch,
+    )
+    return run.history
+
+
+def fit_many(
+    runs: list[Run],
+    data: DataBundle,
+    make_optimizer: Callable[..., torch.optim.Optimizer],
+    schedule: Schedule,
+    *,
+    seed: int,
+    device: torch.device,
+    speed: Speed = Speed(),
+    eval_every_epoch: bool = True,
+) -> None:
+    """Train several models on one data stream: each batch is drawn and augmented once and, for
+    distilled students of one teacher, the teacher's forward pass is computed once and shared.
+
+    Every model sees exactly the batches it would see trained alone (they depend only on seed and
+    epoch) and keeps its own optimiser, schedule, history and checkpoint, so a model fused with
+    others ends with the weights it would have alone (for models without dropout; dropout draws
+    from the global random stream, which fused models share). Each run resumes from its own
+    checkpoint; a run that is ahead sits out the epochs it has done.
+    """
+    teachers = {id(r.distillation.teacher) for r in runs if r.distillation}
+    if len(teachers) > 1 or (teachers and any(r.distillation is None for r in runs)):
+        raise ValueError("fused runs must all distil from one teacher, or all use plain CE")
+    rank, world = distributed.rank(), distributed.world_size()
+    local_batch = distributed.local_batch_size(schedule.batch_size)
+    # Stepped every batch, so warm-up and decay are smooth even over 3 epochs. A partial (not a
+    # lambda) so the scheduler's state_dict can be saved and resumed.
+    steps_per_epoch = math.ceil(math.ceil(len(data.train) / world) / local_batch)
+    for run in runs:
+        _prepare(run, device, speed)
+        run.optimizer = make_optimizer(run.model.parameters())
+        run.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            run.optimizer, partial(per_step_factor, schedule, steps_per_epoch)
+        )
+        _resume(run, schedule.epochs)
+    distributed.seed_this_rank(seed)
+    distilling = runs[0].distillation
+    teacher = (
+        TeacherLogits(distilling, data, device, speed, schedule.batch_size) if distilling else None
+    )
+    names = runs[0].description if len(runs) == 1 else f"{len(runs)} fused models"
+
+    for epoch in range(min(r.start_epoch for r in runs), schedule.epochs):
+        active = [r for r in runs if r.start_epoch <= epoch]
+        stats = {id(r): _EpochStats(device, r.optimizer.param_groups[0]["lr"]) for r in active}
+        for run in active:
+            run.model.train()
+        started = time.perf_counter()
+        batches = data.train_batches(
+            schedule.batch_size, seed=seed, epoch=epoch, device=device, rank=rank, world_size=world
+        )
+        bar = tqdm(
+            batches,
+            total=steps_per_epoch,
+            desc=f"{names} {epoch + 1}/{schedule.epochs}",
+            leave=False,
+            disable=None if distributed.is_main() else True,
+            dynamic_ncols=True,
+        )
+        for x, y, index in bar:
+            x = _formatted(x, speed)
+            z_teacher = teacher(x, index) if teacher is not None else None
+            for run in active:
+                _step(run, x, y, z_teacher, stats[id(run)], device, speed.amp)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # steps run ahead of the host: time the GPU's work
+        seconds = time.perf_counter() - started
+        for run in active:
+            _end_epoch(
+                run, stats[id(run)], epoch, schedule, seconds, data, device, speed, eval_every_epoch
+            )
+    for run in runs:
+        run.model.eval()
+
+
+def _formatted(x: torch.Tensor, speed: Speed) -> torch.Tensor:
+    """An image batch in the models' memory format (NHWC under channels_last)."""
+    if speed.channels_last and x.dim() == 4:
+        return x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def _prepare(run: Run, device: torch.device, speed: Speed) -> None:
+    """Move the model to `device` (channels_last if asked) and set what runs its batches: the
+    model, wrapped in DDP under torchrun and compiled if asked. `run.model` stays the plain
+    module, so checkpoints and state_dicts never carry wrapper prefixes."""
+    run.model.to(device)
+    if speed.channels_last:
+        run.model.to(memory_format=torch.channels_last)
+    forward = distributed.wrap(run.model, device)
+    run.forward = torch.compile(forward) if speed.compile else forward
+
+
+def _resume(run: Run, epochs: int) -> None:
+    """Continue `run` from its checkpoint, if one exists (under DDP rank 0 reads it and sends it:
+    every rank resumes from the same state, even where another node cannot see the file yet)."""
+    if run.checkpoint is None:
+        return
+    checkpoint = run.checkpoint
+
+    def read() -> dict | None:
+        if not checkpoint.exists():
+            return None
+        try:
+            return torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise _unreadable(checkpoint, e) from e
+
+    state = distributed.from_main(read)
+    if state is None:
+        return
+    try:
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.scheduler.load_state_dict(state["scheduler"])
+    except Exception as e:
+        raise _unreadable(checkpoint, e) from e
+    run.history, run.start_epoch = list(state["history"]), int(state["epoch"])
+    log.info(
+        "%s: resuming after epoch %d/%d from %s",
+        run.description,
+        run.start_epoch,
+        epochs,
+        checkpoint,
+    )
+
+
+def _unreadable(checkpoint: Path, error: Exception) -> KdfairError:
+    return KdfairError(
+        f"The resume checkpoint {checkpoint} cannot be loaded ({error}). Delete it to restart "
+        "this model's training from epoch 0."
+    )
+
+
+class _EpochStats:
+    """Loss and accuracy sums of one run over one epoch, kept on the device so a step never
+    waits for the GPU; read once, at the end of the epoch."""
+
+    def __init__(self, device: torch.device, lr: float):
+        self.loss_sum = torch.zeros((), device=device)
+        self.correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.seen = 0
+        self.lr = lr
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        self.loss_sum += loss.detach() * len(y)
+        self.correct += (logits.detach().argmax(1) == y).sum()
+        self.seen += len(y)
+
+
+def _step(run: Run, x, y, z_teacher, stats: _EpochStats, device, amp: bool) -> None:
+    """One optimiser step of one run."""
+    with autocast(device, amp):
+        logits = run.forward(x)
+    if z_teacher is None:
+        loss = F.cross_entropy(logits.float(), y)
+    else:
+        kd = run.distillation
+        loss = kd_loss(
+            logits, z_teacher, y, temperature=kd.temperature, alpha=kd.alpha, t_squared=kd.t_squared
+        )
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    run.scheduler.step()
+    stats.add(loss, logits, y)
+
+
+def _end_epoch(
+    run: Run,
+    stats: _EpochStats,
+    epoch: int,
+    schedule: Schedule,
+    seconds: float,
+    data: DataBundle,
+    device,
+    speed: Speed,
+    eval_every_epoch: bool,
+) -> None:
+    """History row, log line and checkpoint (rank 0) of one run after one epoch."""
+    loss_sum, correct, seen = distributed.sum_across(
+        [stats.loss_sum.item(), float(stats.correct.item()), float(stats.seen)]
+    )
+    if not math.isfinite(loss_sum):
+        raise KdfairError(
+            f"{run.description}: the training loss became {loss_sum / seen} in epoch "
+            f"{epoch + 1}. Training diverged; lower the learning rate (optim.optimizer.lr) or, "
+            "for KD with t_squared=true, the temperature."
+        )
+    row = {
+        "epoch": epoch + 1,
+        "lr": stats.lr,
+        "train_loss": loss_sum / seen,
+        "train_accuracy": correct / seen,
+    }
+    distributed.sync_buffers(run.model)  # every rank scores (and saves) rank 0's model
+    if eval_every_epoch or epoch + 1 == schedule.epochs:
+        row["test_accuracy"] = evaluate_accuracy(run.model, data, device=device, amp=speed.amp)
+    row["seconds"] = seconds  # of the whole (possibly fused) epoch
+    run.history.append(row)
+    log.info(
+        "%s epoch %d/%d: loss %.4f, train acc %.4f%s, %.1fs",
+        run.description,
+        epoch + 1,
+        schedule.epochs,
+        row["train_loss"],
+        row["train_accuracy"],
+        f", test acc {row['test_accuracy']:.4f}" if "test_accuracy" in row else "",
+        seconds,
+    )
+    if run.checkpoint is not None:
+        state = {
+            "epoch": epoch + 1,
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "history": run.history,
+        }
+        # Rank 0 writes; a failure there is raised on every rank, none left waiting.
+        distributed.from_main(lambda: torch_save(state, run.checkpoint))

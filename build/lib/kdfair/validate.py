@@ -1,0 +1,132 @@
+"""Config checks that run before anything is built: one clear error per bad value.
+
+Each check names the key, the value, the allowed range and how to fix it, so a typo costs a
+second instead of a traceback from deep inside torch after the teacher has trained.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, ListConfig
+
+from kdfair.errors import KdfairError
+from kdfair.settings import Settings
+
+
+def temperatures(cfg: DictConfig) -> list[float]:
+    """distill.temperature as a list (a single value or a list of values), each checked > 0."""
+    value = cfg.distill.temperature
+    values = list(value) if isinstance(value, (list, tuple, ListConfig)) else [value]
+    if not values:
+        raise KdfairError("distill.temperature is an empty list; give at least one T > 0.")
+    for t in values:
+        if isinstance(t, bool) or not isinstance(t, Real) or not t > 0:
+            raise KdfairError(
+                f"distill.temperature={t!r} is invalid: a temperature must be a number > 0 "
+                "(e.g. distill.temperature=4, or distill.temperature=[1,4,10] for several)."
+            )
+    if len(set(values)) != len(values):
+        raise KdfairError(f"distill.temperature={values} lists a temperature twice.")
+    return [float(t) for t in values]
+
+
+def _check_number(
+    key: str,
+    value,
+    *,
+    low: float,
+    high: float | None = None,
+    integer: bool = False,
+    low_inclusive: bool = True,
+) -> None:
+    kind = "an integer" if integer else "a number"
+    ok = isinstance(value, int if integer else Real) and not isinstance(value, bool)
+    if ok:
+        ok = value >= low if low_inclusive else value > low
+        ok = ok and (high is None or value <= high)
+    if not ok:
+        bound = f"{'>=' if low_inclusive else '>'} {low}" + (
+            f" and <= {high}" if high is not None else ""
+        )
+        raise KdfairError(f"{key}={value!r} is invalid: it must be {kind} {bound}.")
+
+
+def _check_dataset_root(root: str) -> None:
+    path = Path(root)
+    if path.exists() and not path.is_dir():
+        raise KdfairError(
+            f"dataset.io.root={root!r} is a file, not a folder. Point it at a folder."
+        )
+    if not path.exists() and not path.parent.exists():
+        raise KdfairError(
+            f"dataset.io.root={root!r} does not exist (nor does its parent "
+            f"{str(path.parent)!r}). Create it, or point dataset.io.root (or the KDFAIR_DATA "
+            "environment variable) at the folder that holds the data."
+        )
+
+
+def _check_device(device: str) -> None:
+    if device == "auto":
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise KdfairError(f"device={device!r} is not a device; use auto, cpu or cuda[:N].") from e
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise KdfairError(
+            f"device={device!r} was asked for but no CUDA GPU is visible; use device=cpu."
+        )
+
+
+def _check_choice(key: str, value, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise KdfairError(f"{key}={value!r} is invalid: use one of {', '.join(choices)}.")
+
+
+def _check_individual(settings: DictConfig) -> None:
+    key = "eval.individual"
+    _check_choice(f"{key}.space", settings.space, ("input", "teacher"))
+    _check_choice(f"{key}.pairs", settings.pairs, ("knn", "random"))
+    _check_choice(f"{key}.metric", settings.metric, ("euclidean", "cosine"))
+    _check_number(f"{key}.k", settings.k, low=1, integer=True)
+    _check_number(f"{key}.n_pairs", settings.n_pairs, low=1, integer=True)
+    _check_number(f"{key}.projection_dim", settings.projection_dim, low=1, integer=True)
+    _check_number(f"{key}.reference_seed", settings.reference_seed, low=0, integer=True)
+
+
+def validate(cfg: DictConfig) -> Settings:
+    """The typed settings of a composed train config; KdfairError on its first invalid value."""
+    temps = temperatures(cfg)
+    _check_number("distill.alpha", cfg.distill.alpha, low=0.0, high=1.0)
+    _check_number("seed", cfg.seed, low=0, integer=True)
+    if cfg.distill.teacher_seed is not None:
+        _check_number("distill.teacher_seed", cfg.distill.teacher_seed, low=0, integer=True)
+    _check_number("dataset.batch_size", cfg.dataset.batch_size, low=1, integer=True)
+    for key in ("max_train", "max_test"):
+        if cfg.dataset.get(key) is not None:
+            _check_number(f"dataset.{key}", cfg.dataset[key], low=1, integer=True)
+    _check_number("dataset.num_classes", cfg.dataset.num_classes, low=2, integer=True)
+    for role in ("teacher_optim", "student_optim"):
+        optim = cfg[role]
+        _check_number(f"{role}.epochs", optim.epochs, low=1, integer=True)
+        _check_number(f"{role}.optimizer.lr", optim.optimizer.lr, low=0.0, low_inclusive=False)
+        _check_choice(f"{role}.schedule", optim.schedule, ("step", "cosine", "linear"))
+        _check_number(f"{role}.warmup_epochs", optim.warmup_epochs, low=0)
+    if not isinstance(cfg.distill.fused, bool):
+        raise KdfairError(f"distill.fused={cfg.distill.fused!r} is invalid: use true or false.")
+    _check_individual(cfg.eval.individual)
+    _check_dataset_root(str(cfg.dataset.io.root))
+    _check_device(str(cfg.device))
+    for key, value in (
+        ("amp", cfg.amp),
+        ("speed.data_on_device", cfg.speed.data_on_device),
+        ("speed.channels_last", cfg.speed.channels_last),
+    ):
+        if str(value) not in ("auto", "True", "False", "true", "false"):
+            raise KdfairError(f"{key}={value!r} is invalid: use auto, true or false.")
+    if not isinstance(cfg.speed.compile, bool):
+        raise KdfairError(f"speed.compile={cfg.speed.compile!r} is invalid: use true or false.")
+    return Settings.from_config(cfg, temps)
