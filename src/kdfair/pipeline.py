@@ -34,7 +34,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     shop = workshop(settings)
     job = JobProgress(
         models=2 + len(settings.distill.temperatures),
-        epochs_left=distributed.from_main(lambda: epochs_to_train(settings, shop.store)),
+        epochs_left=epochs_to_train(settings, shop.store),  # every rank (store.find is collective)
     )
 
     teacher = obtain(shop, "teacher", settings.teacher, settings.teacher_seed)
