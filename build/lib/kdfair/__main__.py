@@ -1,7 +1,0 @@
-"""`python -m kdfair ...` is `kdfair ...`; torchrun starts it as `torchrun ... -m kdfair train`."""
-
-import sys
-
-from kdfair.cli import main
-
-sys.exit(main())

@@ -1,1 +1,0 @@
-"""Metrics: pure functions of saved predictions (arrays in, numbers out)."""
