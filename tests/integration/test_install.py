@@ -4,6 +4,7 @@ source tree, runs a job and plans one from any working directory (its configs sh
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -20,7 +21,20 @@ def _site_packages(env: Path) -> Path:
     return path
 
 
+def _copy_of_the_source(to: Path) -> Path:
+    """What a source distribution holds: setuptools writes build/ and *.egg-info next to the
+    sources it builds, so the wheel is built from a copy and the checkout stays clean."""
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        to.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, to / name)
+    shutil.copytree(
+        REPO / "src", to / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    return to
+
+
 def test_a_wheel_installed_outside_the_source_tree_trains_and_plans(tmp_path):
+    source = _copy_of_the_source(tmp_path / "source")
     wheels = tmp_path / "wheels"
     subprocess.run(  # --no-build-isolation: build with this venv's setuptools, offline
         [
@@ -33,7 +47,7 @@ def test_a_wheel_installed_outside_the_source_tree_trains_and_plans(tmp_path):
             "-q",
             "-w",
             str(wheels),
-            str(REPO),
+            str(source),
         ],
         check=True,
         capture_output=True,
