@@ -1,4 +1,4 @@
-"""`kdfair train | plan | analyze`: the only code that reads argv.
+"""`kdfair train | plan | analyze | compare`: the only code that reads argv.
 
 `kdfair train [hydra overrides]` composes the packaged configs/train.yaml (kdfair.compose) with
 the overrides and runs `kdfair.pipeline.run`; `-m` sweeps. Without `+experiment=...`
@@ -39,6 +39,9 @@ commands:
                       outputs/demo [--normalisation ratio|diff] [--correction none|holm|bh]
                       [--threshold 0.05] [--recipe HASH] [--eval HASH] [--resamples 1000]
                       [--remeasure [eval.<key>=<value> ...]]
+  compare SWEEP ...   several sweeps side by side (settings that differ, metrics vs T with
+                      intervals, claims per sweep); SWEEP is a folder or DIR@RECIPE, e.g.
+                      kdfair compare outputs/a outputs/b@2e6f60b4 --out outputs/compare
 
 Show the composed config:  kdfair train --cfg job
 Your own experiments:      KDFAIR_CONFIG_DIR=DIR (DIR/experiment/<name>.yaml), or --config-dir DIR
@@ -254,10 +257,7 @@ def analyze(args: list[str]) -> int:
         "current eval settings (plus the overrides), as new rows; trains nothing",
     )
     options = parser.parse_intermixed_args(args)
-    if not 0 < options.threshold < 1:
-        raise KdfairError(f"--threshold={options.threshold} must be in (0, 1), e.g. 0.05.")
-    if options.resamples < 100:
-        raise KdfairError(f"--resamples={options.resamples}: use at least 100 (default 1000).")
+    _check_test_options(options)
     if options.overrides and not options.remeasure:
         raise KdfairError(
             f"Unexpected arguments {options.overrides}: eval overrides apply only with "
@@ -279,9 +279,55 @@ def analyze(args: list[str]) -> int:
         resamples=options.resamples,
         seed=options.seed,
     )
+    return _show(report)
+
+
+def _show(report: Path) -> int:
+    """Print a written report and say where its CSVs and figures are."""
     print(report.read_text())
     print(f"written to {report.parent}/", file=sys.stderr)
     return 0
+
+
+def _check_test_options(options) -> None:
+    """Reject a p-value threshold outside (0, 1) and too few bootstrap resamples, up front."""
+    if not 0 < options.threshold < 1:
+        raise KdfairError(f"--threshold={options.threshold} must be in (0, 1), e.g. 0.05.")
+    if options.resamples < 100:
+        raise KdfairError(f"--resamples={options.resamples}: use at least 100 (default 1000).")
+
+
+def compare(args: list[str]) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="kdfair compare",
+        description="Several sweeps side by side: the settings that differ (from the stored "
+        "recipes), accuracy and fairness against T with intervals, the claims per sweep.",
+    )
+    parser.add_argument(
+        "sweeps",
+        nargs="+",
+        metavar="SWEEP",
+        help="an experiment folder (outputs/demo) or one recipe of it (outputs/demo@HASH)",
+    )
+    parser.add_argument("--out", required=True, help="folder for compare.md, its CSVs and figures")
+    parser.add_argument("--threshold", type=float, default=0.05, help="p-value threshold")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    options = parser.parse_args(args)
+    _check_test_options(options)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from kdfair.analysis.compare import compare as run_compare
+
+    report = run_compare(
+        options.sweeps,
+        options.out,
+        threshold=options.threshold,
+        resamples=options.resamples,
+        seed=options.seed,
+    )
+    return _show(report)
 
 
 def _remeasure(directory: Path, overrides: list[str]) -> None:
@@ -320,7 +366,7 @@ def _remeasure(directory: Path, overrides: list[str]) -> None:
     remeasure(directory, evaluation, test_inputs=test_inputs)
 
 
-COMMANDS = ("train", "plan", "analyze")
+COMMANDS = ("train", "plan", "analyze", "compare")
 # Commands whose arguments are Hydra overrides, so the shell completes them like `train`'s.
 OVERRIDE_COMMANDS = ("train", "plan")
 
@@ -344,7 +390,7 @@ def complete(argv: list[str]) -> int:
         print(" ".join(c for c in COMMANDS if c.startswith(typed)))
         return 0
     if words[1] not in OVERRIDE_COMMANDS:
-        return 0  # analyze takes a folder: the shell's own file completion (-o default)
+        return 0  # analyze and compare take folders: the shell's file completion (-o default)
     line = os.environ["COMP_LINE"]
     os.environ["COMP_LINE"] = line.replace(f" {words[1]}", "", 1)
     return train(["-sc", *argv])
@@ -370,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
             return plan(rest)
         if command == "analyze":
             return analyze(rest)
+        if command == "compare":
+            return compare(rest)
     except KdfairError as e:
         print(f"kdfair: error: {e}", file=sys.stderr)
         return 2

@@ -114,11 +114,13 @@ def write_fairness_sweep(
     student_lr: float = 0.05,
     experiment: str = "demo",
     k: int = 5,
+    colour_trend: bool = True,
 ) -> Path:
     """A Trifeature-shaped sweep (ResNet-20 -> LeNet-5, 10 classes, attributes color and texture)
     with recipes recorded as `kdfair train` does. Planted: the DS's errors fall on colour group 0
     and spread evenly as T rises, at a constant total, so EOD (color) falls with T; texture is
-    independent of everything.
+    independent of everything. With `colour_trend=False` the DS's extra errors fall on every
+    colour group alike at every T: no trend.
     The teachers' predictions carry an embedding (the neighbourhood's space)."""
     rng = np.random.default_rng(1 if student_lr == 0.05 else 2)
     n = 2000
@@ -155,7 +157,7 @@ def write_fairness_sweep(
             if role == "distilled":
                 # colour group 0's share f of 0.25 extra errors falls from 1 (T=1) to its size
                 # 1/4 (T=10); the total error stays the same, so nothing else changes with T
-                share = 0.25 + 0.75 * (10.0 - temperature) / 9.0
+                share = 0.25 + 0.75 * (10.0 - temperature) / 9.0 if colour_trend else 0.25
                 error[color == 0] += 0.25 * share
                 error[color != 0] += 0.25 * (1 - share) / 3
             elif role == "student":
