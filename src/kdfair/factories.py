@@ -26,21 +26,31 @@ from kdfair.store import StoredModel, corrupt_entry
 
 def build_dataset(dataset: dict | DictConfig) -> DataBundle:
     """The dataset of a (resolved) dataset config: its factory is called with the `io` node as one
-    `DataIO` and every other setting but the meta keys. `max_train`/`max_test` cut it to a fixed
-    random subset (a generated dataset, which has `n_train`/`n_test`, is generated that small)."""
+    `DataIO` and every other setting but the meta keys. `val_fraction` > 0 holds out a seeded,
+    stratified validation split of the training split (`DataBundle.hold_out`, seed `val_seed`);
+    then `max_train`/`max_test`/`max_val` cut it to a fixed random subset (a generated dataset,
+    which has `n_train`/`n_test`, is generated that small)."""
     if isinstance(dataset, DictConfig):
         dataset = OmegaConf.to_container(dataset, resolve=True)
     factory_cfg = {
         k: v for k, v in dataset.items() if k not in (*DATASET_META_KEYS, DATASET_IO_NODE)
     }
     limits = {"n_train": dataset.get("max_train"), "n_test": dataset.get("max_test")}
+    fraction = dataset.get("val_fraction") or 0
     for key, limit in limits.items():
         if limit is not None and key in factory_cfg:
             factory_cfg[key] = min(factory_cfg[key], limit)
     what = f"dataset {dataset['name']}"
     factory = _instantiate({**factory_cfg, "_partial_": True}, what)
     data = _call_factory(factory, DataIO(**dataset.get(DATASET_IO_NODE, {})), what)
-    data = data.subset(limits["n_train"], limits["n_test"])
+    if fraction:
+        if data.val is not None:
+            raise KdfairError(
+                f"dataset.val_fraction={fraction} but {dataset['name']} has an official "
+                "validation partition, which kdfair uses; remove dataset.val_fraction."
+            )
+        data = data.hold_out(float(fraction), seed=int(dataset.get("val_seed") or 0))
+    data = data.subset(limits["n_train"], limits["n_test"], max_val=dataset.get("max_val"))
     if data.num_classes != dataset["num_classes"]:
         raise KdfairError(
             f"dataset.num_classes={dataset['num_classes']} but the {dataset['name']} data has "

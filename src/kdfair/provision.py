@@ -43,6 +43,7 @@ class Workshop:
     common: dict  # spec entries of every model: dataset spec, batch size, DDP process count
     eval_batch_size: int
     eval_every_epoch: bool
+    keep: str = "last"  # eval.checkpoint: which epoch's weights each model keeps
 
 
 def obtain(shop: Workshop, role: str, recipe: Recipe, seed: int) -> TrainedModel:
@@ -163,6 +164,7 @@ def _train_and_store(
         device=shop.device,
         speed=shop.speed,
         eval_every_epoch=shop.eval_every_epoch,
+        keep=shop.keep,
     )
     for (folder, spec), run in zip(items, runs, strict=True):
         # Teachers store their features (individual fairness's space); a model first trained in
@@ -193,6 +195,8 @@ def _entry(shop: Workshop, spec, role, run: Run, predictions: Predictions, secon
         "class_names": shop.data.class_names,
         "dataset_info": shop.data.info,
         "train_seconds": seconds,
+        # the epoch whose weights were kept: the last, or the best on validation
+        "kept_epoch": run.best.epoch if run.best is not None else len(run.history),
         "processes": distributed.world_size(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

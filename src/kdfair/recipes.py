@@ -11,7 +11,9 @@ about two recipes names the override that tells them apart.
 
 The *eval* hash is the same over the `eval.*` settings that change a measurement (individual
 fairness: space, pairs, k, distance, ...); `eval.batch_size` and `eval.every_epoch` change how
-predictions are made or logged, never their values, and are left out.
+predictions are made or logged, never their values, and are left out. `eval.checkpoint` (which
+epoch's weights a model keeps) changes the model, so it is a recipe setting (recorded when it is
+`best`; absent means `last`), not an eval one.
 
 Both hashes are written on every results.csv row; the flat settings behind each hash are kept in
 `recipes.json` beside it (`{"recipes": {hash: {"role", "settings"}}, "evals": {hash: settings}}`).
@@ -25,7 +27,7 @@ import json
 HASH_LENGTH = 8
 # eval.* keys that never change a measured value (they change how predictions are computed or
 # how training is logged), so a rerun that changes them measures nothing new.
-EVAL_NON_MEASURING_KEYS = ("batch_size", "every_epoch")
+EVAL_NON_MEASURING_KEYS = ("batch_size", "every_epoch", "checkpoint")
 # The config groups a spec's parts came from, by role (for settings named as overrides).
 _SLOTS = {"teacher": ("teacher", "teacher_optim"), "student": ("student", "student_optim")}
 
@@ -60,6 +62,8 @@ def recipe_settings(spec: dict, role: str, teacher_spec: dict | None = None) -> 
     }
     if "processes" in spec:
         settings["processes"] = spec["processes"]
+    if "checkpoint" in spec:
+        settings["eval.checkpoint"] = spec["checkpoint"]
     distill = spec.get("distill")
     if distill is not None:
         if teacher_spec is None:

@@ -19,7 +19,19 @@ from kdfair.schedule import Schedule, scaled_milestones
 # node. Kept out of model keys (tests/unit/test_configs.py checks every dataset config).
 DATASET_IO_NODE = "io"
 # Dataset keys that describe the dataset to kdfair rather than configure its factory.
-DATASET_META_KEYS = ("name", "num_classes", "batch_size", "max_train", "max_test")
+DATASET_META_KEYS = (
+    "name",
+    "num_classes",
+    "batch_size",
+    "max_train",
+    "max_test",
+    "max_val",
+    "val_fraction",
+    "val_seed",
+)
+# Validation settings left out of a model's key at these values (no hold-out, no cut), so models
+# stored before the validation split existed keep their keys.
+DATASET_UNKEYED_DEFAULTS = {"val_fraction": 0, "val_seed": 0, "max_val": None}
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,11 @@ class Settings:
         return int(self.dataset["batch_size"])
 
     @property
+    def checkpoint(self) -> str:
+        """eval.checkpoint: "last" (the weights after the last epoch) or "best" (validation)."""
+        return str(self.evaluation.get("checkpoint", "last"))
+
+    @property
     def individual(self) -> dict:
         return self.evaluation["individual"]
 
@@ -133,19 +150,30 @@ class Settings:
 
 
 def dataset_spec(dataset: dict | DictConfig) -> dict:
-    """The dataset settings that identify a model: everything but the `io` node."""
+    """The dataset settings that identify a model: everything but the `io` node and the
+    validation settings at their defaults (DATASET_UNKEYED_DEFAULTS; val_seed only matters
+    with a hold-out)."""
     if isinstance(dataset, DictConfig):
         dataset = OmegaConf.to_container(dataset, resolve=True)
-    return {k: v for k, v in dataset.items() if k != DATASET_IO_NODE}
+    held_out = bool(dataset.get("val_fraction"))
+    return {
+        k: v
+        for k, v in dataset.items()
+        if k != DATASET_IO_NODE
+        and not (k in DATASET_UNKEYED_DEFAULTS and v == DATASET_UNKEYED_DEFAULTS[k])
+        and not (k == "val_seed" and not held_out)
+    }
 
 
 def common_spec(settings: Settings, processes: int = 1) -> dict:
-    """The spec entries every model of a job shares: dataset spec, batch size and, under DDP,
-    the process count (BatchNorm statistics and streamed augmentation depend on it, so a
-    DDP-trained model is not the one-process model)."""
+    """The spec entries every model of a job shares: dataset spec, batch size, under DDP the
+    process count (BatchNorm statistics and streamed augmentation depend on it, so a
+    DDP-trained model is not the one-process model) and eval.checkpoint when it is "best"."""
     common = {"dataset": dataset_spec(settings.dataset), "batch_size": settings.batch_size}
     if processes > 1:
         common["processes"] = processes
+    if settings.checkpoint == "best":  # "last", the default, stays out: older keys stay valid
+        common["checkpoint"] = "best"
     return common
 
 

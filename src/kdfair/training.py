@@ -108,17 +108,45 @@ class TeacherLogits:
 
 @torch.no_grad()
 def evaluate_accuracy(
-    model: nn.Module, data: DataBundle, *, device: torch.device, amp: bool, batch_size: int = 512
+    model: nn.Module,
+    data: DataBundle,
+    *,
+    device: torch.device,
+    amp: bool,
+    batch_size: int = 512,
+    split: str = "test",
 ) -> float:
-    """Test accuracy; under DDP each process scores a shard and the counts are summed."""
+    """Accuracy on the test (or val) split; under DDP each process scores a shard and the
+    counts are summed."""
     model.eval()
     correct = 0
-    mine = distributed.contiguous_shard(len(data.test))
-    for x, y in data.test_batches(batch_size, device=device, indices=mine):
+    size = len(getattr(data, split))
+    mine = distributed.contiguous_shard(size)
+    for x, y in data.test_batches(batch_size, device=device, indices=mine, split=split):
         with autocast(device, amp):
             correct += (model(x).argmax(1) == y).sum().item()
     (correct,) = distributed.sum_across([correct])
-    return correct / len(data.test)
+    return correct / size
+
+
+def monitored_split(data: DataBundle) -> str:
+    """The split per-epoch accuracy is measured on: val when the data has one (the test split is
+    then predicted once, after training), else test (the paper's protocol)."""
+    return "test" if data.val is None else "val"
+
+
+@dataclass
+class Best:
+    """The epoch with the best validation accuracy so far, and its weights (on the CPU)."""
+
+    epoch: int = 0
+    accuracy: float = -1.0
+    state: dict | None = None
+
+    def offer(self, epoch: int, accuracy: float, model: nn.Module) -> None:
+        if accuracy > self.accuracy:  # ties keep the earlier epoch
+            self.epoch, self.accuracy = epoch, accuracy
+            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 @dataclass
@@ -134,6 +162,7 @@ class Run:
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
     forward: nn.Module | None = None  # what runs the batch: the model, DDP-wrapped or compiled
+    best: Best | None = None  # checkpoint="best": the best validation epoch so far
 
 
 def fit(
@@ -149,10 +178,13 @@ def fit(
     checkpoint: Path | None = None,
     description: str = "train",
     eval_every_epoch: bool = True,
+    keep: str = "last",
 ) -> list[dict]:
     """Train `model` in place; return the per-epoch history (also kept in the checkpoint).
 
     Loss: CE(model(x), y), or kd_loss(model(x), teacher(x), y, T, alpha) with `distillation`.
+    `keep`: "last" (the weights after the last epoch) or "best" (those of the epoch with the
+    best validation accuracy; needs a validation split).
     """
     run = Run(model, distillation, checkpoint, description)
     fit_many(
@@ -164,6 +196,7 @@ def fit(
         device=device,
         speed=speed,
         eval_every_epoch=eval_every_epoch,
+        keep=keep,
     )
     return run.history
 
@@ -178,6 +211,7 @@ def fit_many(
     device: torch.device,
     speed: Speed = Speed(),
     eval_every_epoch: bool = True,
+    keep: str = "last",
 ) -> None:
     """Train several models on one data stream: each batch is drawn and augmented once and, for
     distilled students of one teacher, the teacher's forward pass is computed once and shared.
@@ -187,10 +221,22 @@ def fit_many(
     others ends with the weights it would have alone (for models without dropout; dropout draws
     from the global random stream, which fused models share). Each run resumes from its own
     checkpoint; a run that is ahead sits out the epochs it has done.
+
+    Accuracy is measured after each epoch (`eval_every_epoch`, always after the last, and every
+    epoch for keep="best") on the validation split when there is one, else on the test split.
+    keep="best" ends each model with the weights of its best validation epoch.
     """
     teachers = {id(r.distillation.teacher) for r in runs if r.distillation}
     if len(teachers) > 1 or (teachers and any(r.distillation is None for r in runs)):
         raise ValueError("fused runs must all distil from one teacher, or all use plain CE")
+    if keep not in ("last", "best"):
+        raise ValueError(f"keep must be 'last' or 'best', got {keep!r}")
+    if keep == "best" and data.val is None:
+        raise KdfairError(
+            "eval.checkpoint=best keeps the epoch with the best validation accuracy, but this "
+            "dataset has no validation split. Hold one out (dataset.val_fraction=0.1) or use "
+            "eval.checkpoint=last."
+        )
     rank, world = distributed.rank(), distributed.world_size()
     local_batch = distributed.local_batch_size(schedule.batch_size)
     # Stepped every batch, so warm-up and decay are smooth even over 3 epochs. A partial (not a
@@ -202,6 +248,7 @@ def fit_many(
         run.scheduler = torch.optim.lr_scheduler.LambdaLR(
             run.optimizer, partial(per_step_factor, schedule, steps_per_epoch)
         )
+        run.best = Best() if keep == "best" else None
         _resume(run, schedule.epochs)
     distributed.seed_this_rank(seed)
     distilling = runs[0].distillation
@@ -240,6 +287,14 @@ def fit_many(
                 run, stats[id(run)], epoch, schedule, seconds, data, device, speed, eval_every_epoch
             )
     for run in runs:
+        if run.best is not None:
+            run.model.load_state_dict(run.best.state)
+            log.info(
+                "%s: keeping epoch %d (best validation accuracy %.4f)",
+                run.description,
+                run.best.epoch,
+                run.best.accuracy,
+            )
         run.model.eval()
 
 
@@ -286,6 +341,8 @@ def _resume(run: Run, epochs: int) -> None:
     except Exception as e:
         raise _unreadable(checkpoint, e) from e
     run.history, run.start_epoch = list(state["history"]), int(state["epoch"])
+    if run.best is not None and state.get("best"):
+        run.best = Best(**state["best"])
     log.info(
         "%s: resuming after epoch %d/%d from %s",
         run.description,
@@ -364,10 +421,16 @@ def _end_epoch(
         "train_accuracy": correct / seen,
     }
     distributed.sync_buffers(run.model)  # every rank scores (and saves) rank 0's model
-    if eval_every_epoch or epoch + 1 == schedule.epochs:
-        row["test_accuracy"] = evaluate_accuracy(run.model, data, device=device, amp=speed.amp)
+    split = monitored_split(data)
+    if eval_every_epoch or run.best is not None or epoch + 1 == schedule.epochs:
+        row[f"{split}_accuracy"] = evaluate_accuracy(
+            run.model, data, device=device, amp=speed.amp, split=split
+        )
+        if run.best is not None:
+            run.best.offer(epoch + 1, row["val_accuracy"], run.model)
     row["seconds"] = seconds  # of the whole (possibly fused) epoch
     run.history.append(row)
+    measured = f"{split}_accuracy"
     log.info(
         "%s epoch %d/%d: loss %.4f, train acc %.4f%s, %.1fs",
         run.description,
@@ -375,7 +438,7 @@ def _end_epoch(
         schedule.epochs,
         row["train_loss"],
         row["train_accuracy"],
-        f", test acc {row['test_accuracy']:.4f}" if "test_accuracy" in row else "",
+        f", {split} acc {row[measured]:.4f}" if measured in row else "",
         seconds,
     )
     if run.checkpoint is not None:
@@ -386,5 +449,7 @@ def _end_epoch(
             "scheduler": run.scheduler.state_dict(),
             "history": run.history,
         }
+        if run.best is not None:
+            state["best"] = vars(run.best)
         # Rank 0 writes; a failure there is raised on every rank, none left waiting.
         distributed.from_main(lambda: torch_save(state, run.checkpoint))

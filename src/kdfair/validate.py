@@ -97,6 +97,18 @@ def _check_individual(settings: DictConfig) -> None:
     _check_number(f"{key}.reference_seed", settings.reference_seed, low=0, integer=True)
 
 
+def _check_validation(cfg: DictConfig) -> None:
+    fraction = cfg.dataset.get("val_fraction") or 0
+    if isinstance(fraction, bool) or not isinstance(fraction, Real) or not 0 <= fraction < 1:
+        raise KdfairError(
+            f"dataset.val_fraction={fraction!r} is invalid: it must be a number >= 0 and < 1 "
+            "(the share of the training split held out for validation; 0: none)."
+        )
+    if cfg.dataset.get("val_seed") is not None:
+        _check_number("dataset.val_seed", cfg.dataset.val_seed, low=0, integer=True)
+    _check_choice("eval.checkpoint", cfg.eval.get("checkpoint", "last"), ("last", "best"))
+
+
 def validate(cfg: DictConfig) -> Settings:
     """The typed settings of a composed train config; KdfairError on its first invalid value."""
     temps = temperatures(cfg)
@@ -105,9 +117,10 @@ def validate(cfg: DictConfig) -> Settings:
     if cfg.distill.teacher_seed is not None:
         _check_number("distill.teacher_seed", cfg.distill.teacher_seed, low=0, integer=True)
     _check_number("dataset.batch_size", cfg.dataset.batch_size, low=1, integer=True)
-    for key in ("max_train", "max_test"):
+    for key in ("max_train", "max_test", "max_val"):
         if cfg.dataset.get(key) is not None:
             _check_number(f"dataset.{key}", cfg.dataset[key], low=1, integer=True)
+    _check_validation(cfg)
     _check_number("dataset.num_classes", cfg.dataset.num_classes, low=2, integer=True)
     for role in ("teacher_optim", "student_optim"):
         optim = cfg[role]

@@ -171,7 +171,7 @@ def _changed(value):
 def test_model_keys_ignore_where_data_and_outputs_live_and_nothing_else(dataset, monkeypatch):
     """Moving the data (dataset.io.root, KDFAIR_DATA), the outputs (paths.outputs, which text
     caches follow) or any other `dataset.io` setting leaves the key; any other dataset setting
-    changes it."""
+    changes it (val_seed only with a hold-out)."""
     composed = compose_train([f"dataset={dataset}"]).dataset
     base = dataset_spec(composed)
     io = OmegaConf.to_container(composed.io, resolve=True)
@@ -188,12 +188,18 @@ def test_model_keys_ignore_where_data_and_outputs_live_and_nothing_else(dataset,
     assert dataset_spec(compose_train([f"dataset={dataset}"]).dataset) == base
     monkeypatch.undo()
     for key, value in OmegaConf.to_container(composed).items():
-        if key in ("io", "_target_"):
-            continue
+        if key in ("io", "_target_") or (key == "val_seed" and not composed.val_fraction):
+            continue  # val_seed draws the hold-out: without one it changes nothing
         changed = composed.copy()
         with open_dict(changed):
             changed[key] = _changed(value)
         assert dataset_spec(changed) != base, key
+    if "val_seed" in composed:
+        held = composed.copy()
+        held.val_fraction = 0.1
+        reseeded = held.copy()
+        reseeded.val_seed = 1
+        assert dataset_spec(held) != dataset_spec(reseeded)
 
 
 def test_every_io_setting_is_one_every_factory_understands():

@@ -236,3 +236,56 @@ def test_a_crafted_cifar_batch_runs_no_code(tmp_path):
     with pytest.raises(KdfairError, match="(?s)data_batch_1.*pathlib"):
         load_cifar(str(tmp_path))
     assert not marker.exists()
+
+
+def test_celeba_reads_the_official_validation_partition(tmp_path):
+    written = write_celeba(tmp_path)
+    data = load_celeba(str(tmp_path), image_size=16)
+    val_rows = written["partition"] == 1
+    assert len(data.val) == val_rows.sum() == 2  # unbalanced, like the test split
+    np.testing.assert_array_equal(
+        data.val.labels.numpy(), written["attributes"]["Smiling"][val_rows]
+    )
+    np.testing.assert_array_equal(
+        data.val.attributes["Male"].numpy(), written["attributes"]["Male"][val_rows]
+    )
+
+
+def _trifeature(tmp_path, *overrides):
+    cfg = compose_train(
+        [
+            "dataset=trifeature_demo",
+            f"dataset.io.root={tmp_path}",
+            "dataset.n_train=400",
+            "dataset.n_test=50",
+            *overrides,
+        ]
+    )
+    return build_dataset(cfg.dataset)
+
+
+def test_val_fraction_holds_out_a_seeded_stratified_split_of_the_training_split(tmp_path):
+    whole = _trifeature(tmp_path)
+    assert whole.val is None  # the default: the paper trains on the full split
+    data = _trifeature(tmp_path, "dataset.val_fraction=0.2")
+    train, val = data.train.positions.tolist(), data.val.positions.tolist()
+    assert not set(train) & set(val) and sorted(train + val) == list(range(len(whole.train)))
+    assert torch.equal(data.test.labels, whole.test.labels)  # the test split is untouched
+    assert torch.equal(data.val.labels, whole.train.labels[data.val.positions])
+    counts = torch.bincount(whole.train.labels, minlength=10)
+    held = torch.bincount(data.val.labels, minlength=10)
+    assert ((held - 0.2 * counts).abs() <= 1).all()  # every class gives its share
+    again = _trifeature(tmp_path, "dataset.val_fraction=0.2")
+    other = _trifeature(tmp_path, "dataset.val_fraction=0.2", "dataset.val_seed=1")
+    assert torch.equal(again.val.positions, data.val.positions)
+    assert not torch.equal(other.val.positions, data.val.positions)
+    assert data.info["n_train"] == len(data.train) and data.info["n_val"] == len(data.val)
+
+
+def test_val_fraction_is_refused_where_an_official_validation_split_exists(tmp_path):
+    write_celeba(tmp_path)
+    cfg = compose_train(
+        ["dataset=celeba", f"dataset.io.root={tmp_path}", "+dataset.val_fraction=0.1"]
+    )
+    with pytest.raises(KdfairError, match="official validation partition"):
+        build_dataset(cfg.dataset)

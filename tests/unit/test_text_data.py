@@ -58,6 +58,20 @@ def test_hatexplain_labels_groups_and_splits_follow_the_release(tmp_path, tokeni
     assert data.test.inputs.shape == (len(expected_test), 2, 16) and data.modality == "text"
 
 
+def test_hatexplain_reads_the_official_validation_split(tmp_path, tokenizer):
+    written = write_hatexplain(tmp_path / "data", n_val=10)
+    data = load_hatexplain(
+        DataIO(str(tmp_path / "data"), cache_dir=str(tmp_path / "cache")),
+        tokenizer=tokenizer,
+        max_length=16,
+    )
+    expected_val = [p for p in written["divisions"]["val"] if p in written["expected"]]
+    assert len(data.val) == len(expected_val) == 8  # two undecided posts dropped
+    assert data.val.labels.tolist() == [written["expected"][p]["label"] for p in expected_val]
+    train_ids = [p for p in written["divisions"]["train"] if p in written["expected"]]
+    assert len(data.train) == len(train_ids)  # val posts are not trained on
+
+
 def test_hatexplain_missing_and_corrupt_files(tmp_path, tokenizer):
     with pytest.raises(KdfairError, match="dataset.json"):
         load_hatexplain(DataIO(str(tmp_path), cache_dir=str(tmp_path / "c")), tokenizer=tokenizer)
@@ -165,7 +179,7 @@ def test_a_hugging_face_copy_gives_the_same_data_as_the_original_release(tmp_pat
         DataIO(str(tmp_path / "original"), cache_dir=str(tmp_path / "c1")), **common
     )
     copy = load_hatexplain(DataIO(str(tmp_path), cache_dir=str(tmp_path / "c2")), **common)
-    for split in ("train", "test"):
+    for split in ("train", "val", "test"):
         a, b = getattr(original, split), getattr(copy, split)
         assert torch.equal(a.inputs, b.inputs) and torch.equal(a.labels, b.labels)
         for attribute in ("gender", "race"):

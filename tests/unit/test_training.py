@@ -172,3 +172,72 @@ def test_fused_students_end_exactly_as_if_trained_alone(tiny_data, augment):
         for key, value in run.model.state_dict().items():
             assert torch.equal(value, twin.model.state_dict()[key]), key
         assert [h["train_loss"] for h in run.history] == [h["train_loss"] for h in twin.history]
+
+
+@pytest.fixture(scope="module")
+def data_with_val(tiny_data):
+    return tiny_data.hold_out(0.25, seed=0)
+
+
+def test_with_a_validation_split_per_epoch_accuracy_is_validation_accuracy(data_with_val):
+    _, history = _train(data_with_val, 2)
+    assert all("test_accuracy" not in h for h in history)  # test is predicted after training
+    assert all(0.0 <= h["val_accuracy"] <= 1.0 for h in history)
+
+
+def _jumpy_run(data, keep, epochs=6, checkpoint=None):
+    """Epochs at a constant lr 0.3, where validation accuracy jumps around (seeded)."""
+    from kdfair.training import Run, fit_many
+
+    torch.manual_seed(0)
+    run = Run(lenet5(10, image_size=16), checkpoint=checkpoint)
+    fit_many(
+        [run],
+        data,
+        partial(torch.optim.SGD, lr=0.3, momentum=0.9),
+        Schedule(epochs, 32, ()),
+        seed=1,
+        device=torch.device("cpu"),
+        keep=keep,
+    )
+    return run
+
+
+def test_checkpoint_best_keeps_the_epoch_with_the_best_validation_accuracy(data_with_val):
+    from kdfair.training import evaluate_accuracy
+
+    run = _jumpy_run(data_with_val, "best")
+    scores = [h["val_accuracy"] for h in run.history]
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))  # ties: the earlier epoch
+    assert best + 1 < len(scores), scores  # this run peaks before its end
+    assert run.best.epoch == best + 1
+    kept = evaluate_accuracy(
+        run.model, data_with_val, device=torch.device("cpu"), amp=False, split="val"
+    )
+    assert kept == pytest.approx(scores[best])
+    last = _jumpy_run(data_with_val, "last").model.state_dict()  # the same run, kept at its end
+    assert any(not torch.equal(v, last[k]) for k, v in run.model.state_dict().items())
+
+
+def test_a_resumed_checkpoint_best_run_remembers_its_best_epoch(data_with_val, tmp_path):
+    straight = _jumpy_run(data_with_val, "best")
+    ckpt = tmp_path / "train.ckpt"
+    _jumpy_run(data_with_val, "best", epochs=3, checkpoint=ckpt)  # "killed" after epoch 3
+    resumed = _jumpy_run(data_with_val, "best", checkpoint=ckpt)
+    assert straight.best.epoch <= 3  # the best weights come from before the "kill"
+    assert resumed.best.epoch == straight.best.epoch
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_checkpoint_best_without_a_validation_split_says_how_to_get_one(tiny_data):
+    with pytest.raises(KdfairError, match="dataset.val_fraction"):
+        fit(
+            lenet5(10, image_size=16),
+            tiny_data,
+            partial(torch.optim.SGD, lr=0.05),
+            Schedule(1, 32, ()),
+            seed=0,
+            device=torch.device("cpu"),
+            keep="best",
+        )

@@ -1,6 +1,8 @@
 """`DataBundle`: what every dataset factory returns and everything training and metrics need.
 
-Two kinds of split, one interface:
+Three splits: train, test and, where there is one, val (a dataset's official validation
+partition, or a seeded stratified hold-out of the training split: `hold_out`). Two kinds of
+split, one interface:
 - `Split`: inputs held in memory, images as a uint8 (N, C, H, W) tensor augmented a batch at a
   time (CIFAR, SVHN, Trifeature, Tiny ImageNet, CelebA at reduced resolution), or token ids;
 - `FolderSplit`: image files decoded and augmented per sample by DataLoader workers (ImageNet).
@@ -14,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import torch
 from PIL import Image
 
 from kdfair.data.inputs import InputKind
 from kdfair.distributed import shard_positions
+from kdfair.errors import KdfairError
 
 
 @dataclass
@@ -77,6 +81,21 @@ class FolderSplit:
         )
 
 
+def _take(split: Split | FolderSplit, keep: torch.Tensor) -> Split | FolderSplit:
+    """The examples of `split` at positions `keep` (int64), remembering where they came from."""
+    attributes = {k: v[keep] for k, v in split.attributes.items()}
+    origin = split.positions[keep]
+    if isinstance(split, FolderSplit):
+        return replace(
+            split,
+            paths=[split.paths[i] for i in keep.tolist()],
+            labels=split.labels[keep],
+            attributes=attributes,
+            origin=origin,
+        )
+    return Split(split.inputs[keep], split.labels[keep], attributes, origin)
+
+
 @dataclass
 class DataBundle:
     name: str
@@ -88,37 +107,66 @@ class DataBundle:
     # ImageInputs (normalisation, batch-level augmentation of in-memory splits) or TokenInputs
     input_kind: InputKind
     info: dict = field(default_factory=dict)  # dataset facts worth logging and storing
+    # Validation split (per-epoch accuracy, checkpoint selection); None: the dataset has none.
+    val: Split | FolderSplit | None = None
 
     @property
     def modality(self) -> str:
         """ "image" or "text": what the inputs are."""
         return self.input_kind.kind
 
-    def subset(self, max_train: int | None, max_test: int | None, seed: int = 0) -> DataBundle:
-        """The same data cut to at most max_train / max_test examples (a fixed random subset,
-        kept in split order), for quick runs; None keeps a split whole."""
+    def subset(
+        self,
+        max_train: int | None,
+        max_test: int | None,
+        seed: int = 0,
+        max_val: int | None = None,
+    ) -> DataBundle:
+        """The same data cut to at most max_train / max_test / max_val examples (a fixed random
+        subset, kept in split order), for quick runs; None keeps a split whole."""
         generator = torch.Generator().manual_seed(seed)
         cut = {}
-        for name, limit in (("train", max_train), ("test", max_test)):
+        for name, limit in (("train", max_train), ("test", max_test), ("val", max_val)):
             split = getattr(self, name)
-            if limit is None or limit >= len(split):
+            if split is None or limit is None or limit >= len(split):
                 cut[name] = split
                 continue
             keep = torch.randperm(len(split), generator=generator)[:limit].sort().values
-            attributes = {k: v[keep] for k, v in split.attributes.items()}
-            origin = split.positions[keep]
-            if isinstance(split, FolderSplit):
-                cut[name] = replace(
-                    split,
-                    paths=[split.paths[i] for i in keep.tolist()],
-                    labels=split.labels[keep],
-                    attributes=attributes,
-                    origin=origin,
-                )
-            else:
-                cut[name] = Split(split.inputs[keep], split.labels[keep], attributes, origin)
-        info = {**self.info, "n_train": len(cut["train"]), "n_test": len(cut["test"])}
-        return replace(self, train=cut["train"], test=cut["test"], info=info)
+            cut[name] = _take(split, keep)
+        return replace(self, **cut, info=self._counted(**cut))
+
+    def hold_out(self, fraction: float, seed: int) -> DataBundle:
+        """A validation split of `fraction` of the training split, stratified by label (each
+        class gives round(fraction * its count) examples, sklearn's train_test_split), drawn with
+        `seed`; the rest stays the training split. Both keep split order."""
+        if not 0 < fraction < 1:
+            raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+        from sklearn.model_selection import train_test_split  # fairlearn's dependency
+
+        labels = self.train.labels.cpu().numpy()
+        positions = np.arange(len(labels))
+        try:
+            kept, held = train_test_split(
+                positions, test_size=fraction, random_state=seed, stratify=labels
+            )
+        except ValueError as e:  # a class too small to split, or a fraction leaving nothing
+            raise KdfairError(
+                f"dataset.val_fraction={fraction} cannot hold out a stratified validation split "
+                f"of the {len(labels)} training examples ({e}). Raise or lower the fraction, or "
+                "use more training examples."
+            ) from e
+        train = _take(self.train, torch.from_numpy(np.sort(kept)))
+        val = _take(self.train, torch.from_numpy(np.sort(held)))
+        info = {**self._counted(train=train, val=val), "val_from": f"train ({fraction:g})"}
+        return replace(self, train=train, val=val, info=info)
+
+    def _counted(self, **splits) -> dict:
+        """`info` with the sizes of the given splits updated."""
+        info = dict(self.info)
+        for name, split in splits.items():
+            if split is not None:
+                info[f"n_{name}"] = len(split)
+        return info
 
     @property
     def deterministic_train_stream(self) -> bool:
@@ -165,11 +213,18 @@ class DataBundle:
             yield self._to_model(images, device), self.train.labels[on_split].to(device), idx
 
     def test_batches(
-        self, batch_size: int, *, device: torch.device, indices: torch.Tensor | None = None
+        self,
+        batch_size: int,
+        *,
+        device: torch.device,
+        indices: torch.Tensor | None = None,
+        split: str = "test",
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Test batches (x, y) in split order (or of `indices`, in their order), unaugmented."""
-        for images, idx in self._in_order(self.test, batch_size, indices):
-            yield self._to_model(images, device), self.test.labels[idx].to(device)
+        """Batches (x, y) of the test split (or `split="val"`) in split order, or of `indices`
+        in their order, unaugmented."""
+        chosen = getattr(self, split)
+        for images, idx in self._in_order(chosen, batch_size, indices):
+            yield self._to_model(images, device), chosen.labels[idx].to(device)
 
     def train_batches_in_order(
         self, batch_size: int, *, device: torch.device, indices: torch.Tensor | None = None

@@ -1,7 +1,8 @@
 """CelebA for group fairness (docs/protocol.md): target Smiling, protected Young and Male.
 
 Layout (torchvision's): <root>/celeba/{img_align_celeba/, list_attr_celeba.txt,
-list_eval_partition.txt}. The official partition gives train (0) and test (2) splits. In the
+list_eval_partition.txt}. The official partition gives train (0), validation (1) and test (2)
+splits (a partition file without validation images gives no validation split). In the
 training split the majority label is randomly undersampled (seeded) so that both labels are
 equally frequent; the group distribution of the balanced set (the paper's Table 5) is logged and
 stored with every model. Images (178 x 218) are centre-cropped to 178 x 178 and resized to
@@ -140,8 +141,10 @@ def load_celeba(
 
     group_names = {a: [f"not {a}", a] for a in protected}
     splits = {}
-    for split, code in (("train", 0), ("test", 2)):
+    for split, code in (("train", 0), ("val", 1), ("test", 2)):
         names = attributes.index[partition.to_numpy() == code]
+        if len(names) == 0 and split == "val":
+            continue
         if len(names) == 0:
             raise corrupt("CelebA", partition_file, ValueError(f"no {split} images"), HOW_TO_GET)
         params = {
@@ -188,6 +191,7 @@ def load_celeba(
         name="celeba",
         train=train,
         test=splits["test"],
+        val=splits.get("val"),  # the official partition, unbalanced like the test split
         num_classes=2,
         class_names=[f"not {target}", target],
         attribute_groups=group_names,
@@ -199,6 +203,7 @@ def load_celeba(
         info={
             "n_train": len(train),
             "n_test": len(splits["test"]),
+            "n_val": len(splits.get("val", ())),
             "target": target,
             "balance_seed": balance_seed,
             "train_group_distribution": distribution,

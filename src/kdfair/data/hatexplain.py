@@ -7,8 +7,9 @@ val / test ids); or a Hugging Face `datasets` copy in <root>/hatexplain_hf/ (`lo
 
 As in the original benchmark, a post's label is the majority of its three annotators' labels
 (hatespeech, offensive, normal); posts without a majority ("undecided") are dropped; then
-hatespeech and offensive are merged into toxic (1) against normal (0). The validation split is
-not used; test is the official test split.
+hatespeech and offensive are merged into toxic (1) against normal (0). The official val split
+is the bundle's validation split (per-epoch accuracy, eval.checkpoint=best); test is the
+official test split.
 
 Protected attributes: a community counts as a post's target when a majority (2 of 3) of its
 annotators named it. Each attribute maps communities to groups (kept in the dataset config);
@@ -85,6 +86,8 @@ def _posts_original(root: Path) -> dict[str, list[tuple[str, list[dict], list[st
     try:
         divisions = json.loads(divisions_file.read_text())
         splits = {"train": divisions["train"], "test": divisions["test"]}
+        if divisions.get("val"):  # the official release has one; without it, no val split
+            splits["val"] = divisions["val"]
     except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as e:
         raise corrupt("HateXplain", divisions_file, e, HOW_TO_GET) from e
     out = {}
@@ -119,9 +122,11 @@ def _posts_hf(path: Path) -> dict[str, list[tuple[str, list[dict], list[str]]]]:
     except Exception as e:  # noqa: BLE001 - arrow, json and key errors all mean a broken copy
         raise corrupt("HateXplain", path, e, HOW_TO_GET) from e
     out = {}
-    for split in ("train", "test"):
+    for split, name in (("train", "train"), ("val", "validation"), ("test", "test")):
+        if name not in copy:
+            continue
         rows = []
-        for row in copy[split]:
+        for row in copy[name]:
             votes = row["annotators"]
             annotators = [
                 {"label": names[label], "target": target}
@@ -133,7 +138,8 @@ def _posts_hf(path: Path) -> dict[str, list[tuple[str, list[dict], list[str]]]]:
 
 
 def read_hatexplain(root: Path, attributes: dict[str, dict[str, str]]) -> tuple[dict, dict]:
-    """{split: (texts, labels, {attribute: group names})} for train and test, and drop counts.
+    """{split: (texts, labels, {attribute: group names})} for train, val and test, and drop
+    counts.
 
     Reads <root>/hatexplain/ (the original release) or, when it exists, <root>/hatexplain_hf/
     (a Hugging Face `datasets` copy saved with save_to_disk).
@@ -162,8 +168,9 @@ def read_hatexplain(root: Path, attributes: dict[str, dict[str, str]]) -> tuple[
                 groups[attribute].append(post_groups(annotators, mapping))
         out[split] = (texts, np.asarray(labels), groups)
     log.info(
-        "HateXplain: %d train / %d test posts; dropped: %s",
+        "HateXplain: %d train / %d val / %d test posts; dropped: %s",
         len(out["train"][0]),
+        len(out.get("val", ((),))[0]),
         len(out["test"][0]),
         dropped,
     )
@@ -206,6 +213,7 @@ def load_hatexplain(
         info={
             "n_train": len(splits["train"][0]),
             "n_test": len(splits["test"][0]),
+            "n_val": len(splits.get("val", ((),))[0]),
             "dropped": dropped,
         },
     )

@@ -61,7 +61,8 @@ def text_bundle(
     cache_dir: Path,
     info: dict,
 ) -> DataBundle:
-    """A text DataBundle from {split: (texts, labels, attributes)} with `train` and `test`."""
+    """A text DataBundle from {split: (texts, labels, attributes)} with `train`, `test` and
+    optionally `val`."""
     built = {}
     for split, (texts, labels, attributes) in splits.items():
         built[split] = Split(
@@ -73,6 +74,7 @@ def text_bundle(
         name=name,
         train=built["train"],
         test=built["test"],
+        val=built.get("val"),
         num_classes=len(class_names),
         class_names=class_names,
         attribute_groups=attribute_groups,
