@@ -82,3 +82,18 @@ def test_several_keys_train_the_missing_ones_together_once(tmp_path):
     assert batches == [["a", "c"]]  # one call for the missing ones; b is reused
     assert [trained for _, trained in outcomes] == [True, False, True]
     assert [entry.key for entry, _ in outcomes] == ["a", "b", "c"]
+
+
+def test_written_files_get_the_permissions_of_any_new_file(tmp_path):
+    """Not mkstemp's private 0600: a shared outputs folder stays readable by the team."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        write_json(tmp_path / "results.json", {"a": 1})
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "results.json").stat().st_mode & 0o777
+    assert mode == plain.stat().st_mode & 0o777 == 0o644
