@@ -186,12 +186,12 @@ def test_recipes_and_eval_settings_keep_rows_apart(tmp_path, data_root, capsys):
         "student": 2,
         "distilled": 2,
     }
-    assert sorted(table[table.role == "student"]["lr"].astype(float)) == [0.05, 0.1]
+    assert sorted(table[table.role == "student"]["lr"].astype(float)) == [0.02, 0.1]
     mixed = kdfair_in_process(
         capsys, "analyze", str(tmp_path / "outputs" / "demo"), "--resamples", "100"
     )
     assert mixed.returncode == 2
-    assert "student_optim.optimizer.lr: 0.05 vs 0.1" in mixed.stderr, mixed.stderr
+    assert "student_optim.optimizer.lr: 0.02 vs 0.1" in mixed.stderr, mixed.stderr
 
     rerun = run_kdfair(tmp_path, data_root, "train", *SMOKE, "eval.individual.k=3")
     assert rerun.returncode == 0, rerun.stderr
@@ -199,7 +199,7 @@ def test_recipes_and_eval_settings_keep_rows_apart(tmp_path, data_root, capsys):
     assert len(table) == 5 + 4 + 5 and table["eval"].nunique() == 2  # the teacher row once
     newest = table[table["eval"] == table["eval"].iloc[-1]]
     assert len(newest) == 5 and newest["model_key"].isin(table["model_key"].iloc[:5]).all()
-    slow = table[(table.role == "distilled") & (table.lr == 0.05)]["recipe"].iloc[0]
+    slow = table[(table.role == "distilled") & (table.lr == 0.02)]["recipe"].iloc[0]
     picked = kdfair_in_process(
         capsys,
         "analyze",
