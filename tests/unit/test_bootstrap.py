@@ -8,6 +8,7 @@ from kdfair.analysis.bootstrap import (
     model_replicates,
     population_interval,
     resample_counts,
+    seed_interval,
 )
 from kdfair.metrics.columns import metric_columns
 from kdfair.predict import Predictions
@@ -75,3 +76,12 @@ def test_the_population_interval_widens_with_the_spread_between_seeds():
     narrow = np.diff(population_interval(close, 0.8))[0]
     wide = np.diff(population_interval(apart, 0.8))[0]
     assert wide > 2 * narrow
+
+
+def test_a_seed_interval_never_goes_below_zero():
+    # four collapsed seeds at 0 and one trained: the bias shift used to give a negative low end
+    values = np.array([0.0, 0.0, 0.0, 0.0, 0.5])
+    for seed in range(5):
+        low, high = seed_interval(values, seed=seed)
+        assert 0.0 <= low <= values.mean() <= high
+    assert seed_interval(np.array([1.2, 1.5, 1.4]))[1] > 1  # not capped at 1

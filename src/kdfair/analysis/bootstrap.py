@@ -172,13 +172,17 @@ def population_interval(
 def seed_interval(
     values: np.ndarray, *, resamples: int = RESAMPLES, seed: int = 0, level: float = LEVEL
 ) -> tuple[float, float]:
-    """Bootstrap interval of a mean over seeds alone (NaN with fewer than two values)."""
+    """Bootstrap interval of a mean over seeds alone (NaN with fewer than two values), held at
+    >= 0: every metric column is non-negative, and the bias shift could otherwise push the lower
+    end below 0 when most seeds sit at 0 (collapsed models). Not capped above: individual
+    fairness can exceed 1."""
     values = np.asarray(values, float)
     values = values[np.isfinite(values)]
     if len(values) < 2:
         return float("nan"), float("nan")
     picks = np.random.default_rng(seed).integers(0, len(values), size=(resamples, len(values)))
-    return corrected_interval(values[picks].mean(axis=1), values.mean(), level=level, bounds=None)
+    means = values[picks].mean(axis=1)
+    return corrected_interval(means, values.mean(), level=level, bounds=(0.0, np.inf))
 
 
 def label_disparity(
