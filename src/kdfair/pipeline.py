@@ -17,7 +17,6 @@ from omegaconf import DictConfig
 
 from kdfair import distributed
 from kdfair.data import Split
-from kdfair.errors import KdfairError
 from kdfair.factories import build_dataset
 from kdfair.measure import TrainedModel, check_input_space, record
 from kdfair.plan import epochs_to_train
@@ -25,7 +24,7 @@ from kdfair.progress import JobProgress
 from kdfair.provision import Workshop, ensure_embedding, obtain, obtain_distilled
 from kdfair.settings import Settings, common_spec, resolve_device, switch
 from kdfair.store import ModelStore
-from kdfair.training import Speed
+from kdfair.training import Speed, check_keep
 from kdfair.validate import validate
 
 
@@ -66,12 +65,7 @@ def workshop(settings: Settings) -> Workshop:
     distributed.local_batch_size(settings.batch_size)  # fails early if it cannot split
     data = distributed.main_first(lambda: build_dataset(settings.dataset))  # one download
     check_input_space(settings.individual, data)  # before anything trains
-    if settings.checkpoint == "best" and data.val is None:
-        raise KdfairError(
-            f"eval.checkpoint=best keeps each model's epoch with the best validation accuracy, "
-            f"but {data.name} has no validation split. Hold one out (dataset.val_fraction=0.1) "
-            "or use eval.checkpoint=last."
-        )
+    check_keep(settings.checkpoint, data)  # before anything trains
     in_memory = isinstance(data.train, Split)
     if switch(hardware.data_on_device, auto=device.type == "cuda" and in_memory):
         data = data.train_on(device)  # uint8 on the GPU: batches cut and augmented there

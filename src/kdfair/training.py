@@ -129,6 +129,19 @@ def evaluate_accuracy(
     return correct / size
 
 
+def check_keep(keep: str, data: DataBundle) -> None:
+    """`keep` ("last" or "best", eval.checkpoint) is possible on `data`: "best" needs a
+    validation split (the pipeline checks this before anything trains)."""
+    if keep not in ("last", "best"):
+        raise ValueError(f"keep must be 'last' or 'best', got {keep!r}")
+    if keep == "best" and data.val is None:
+        raise KdfairError(
+            f"eval.checkpoint=best keeps each model's epoch with the best validation accuracy, "
+            f"but {data.name} has no validation split. Hold one out (dataset.val_fraction=0.1) "
+            "or use eval.checkpoint=last."
+        )
+
+
 def monitored_split(data: DataBundle) -> str:
     """The split per-epoch accuracy is measured on: val when the data has one (the test split is
     then predicted once, after training), else test (the paper's protocol)."""
@@ -229,14 +242,7 @@ def fit_many(
     teachers = {id(r.distillation.teacher) for r in runs if r.distillation}
     if len(teachers) > 1 or (teachers and any(r.distillation is None for r in runs)):
         raise ValueError("fused runs must all distil from one teacher, or all use plain CE")
-    if keep not in ("last", "best"):
-        raise ValueError(f"keep must be 'last' or 'best', got {keep!r}")
-    if keep == "best" and data.val is None:
-        raise KdfairError(
-            "eval.checkpoint=best keeps the epoch with the best validation accuracy, but this "
-            "dataset has no validation split. Hold one out (dataset.val_fraction=0.1) or use "
-            "eval.checkpoint=last."
-        )
+    check_keep(keep, data)
     rank, world = distributed.rank(), distributed.world_size()
     local_batch = distributed.local_batch_size(schedule.batch_size)
     # Stepped every batch, so warm-up and decay are smooth even over 3 epochs. A partial (not a

@@ -167,11 +167,12 @@ def read_hatexplain(root: Path, attributes: dict[str, dict[str, str]]) -> tuple[
             for attribute, mapping in attributes.items():
                 groups[attribute].append(post_groups(annotators, mapping))
         out[split] = (texts, np.asarray(labels), groups)
+    sizes = {split: len(texts) for split, (texts, _, _) in out.items()}
     log.info(
         "HateXplain: %d train / %d val / %d test posts; dropped: %s",
-        len(out["train"][0]),
-        len(out.get("val", ((),))[0]),
-        len(out["test"][0]),
+        sizes["train"],
+        sizes.get("val", 0),
+        sizes["test"],
         dropped,
     )
     return out, dropped
@@ -211,9 +212,7 @@ def load_hatexplain(
         max_length=max_length,
         cache_dir=io.require_cache_dir("HateXplain"),
         info={
-            "n_train": len(splits["train"][0]),
-            "n_test": len(splits["test"][0]),
-            "n_val": len(splits.get("val", ((),))[0]),
+            **{f"n_{split}": len(texts) for split, (texts, _, _) in splits.items()},
             "dropped": dropped,
         },
     )
