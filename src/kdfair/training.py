@@ -428,15 +428,15 @@ def _end_epoch(
     }
     distributed.sync_buffers(run.model)  # every rank scores (and saves) rank 0's model
     split = monitored_split(data)
+    measured = f"{split}_accuracy"
     if eval_every_epoch or run.best is not None or epoch + 1 == schedule.epochs:
-        row[f"{split}_accuracy"] = evaluate_accuracy(
+        row[measured] = evaluate_accuracy(
             run.model, data, device=device, amp=speed.amp, split=split
         )
         if run.best is not None:
-            run.best.offer(epoch + 1, row["val_accuracy"], run.model)
+            run.best.offer(epoch + 1, row[measured], run.model)
     row["seconds"] = seconds  # of the whole (possibly fused) epoch
     run.history.append(row)
-    measured = f"{split}_accuracy"
     log.info(
         "%s epoch %d/%d: loss %.4f, train acc %.4f%s, %.1fs",
         run.description,
