@@ -21,7 +21,8 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from scipy.stats import false_discovery_control, ttest_ind
+from scipy.stats import ttest_ind
+from statsmodels.stats.multitest import multipletests
 
 NORMALISATIONS = ("ratio", "diff")
 CORRECTIONS = ("none", "holm", "bh")
@@ -39,27 +40,22 @@ def normalised_class_accuracy(
     raise ValueError(f"normalisation must be one of {NORMALISATIONS}, got {normalisation!r}.")
 
 
-def holm(p_values: np.ndarray) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values: p_(i) * (m - i + 1), made monotone, capped at 1."""
-    p = np.asarray(p_values, float)
-    order = np.argsort(p)
-    adjusted = np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p))))
-    out = np.empty_like(p)
-    out[order] = np.minimum(adjusted, 1.0)
-    return out
-
-
 def correct(p_values: np.ndarray, correction: str) -> np.ndarray:
-    """Adjusted p-values; NaN p-values (untestable classes) stay NaN and are not counted."""
+    """Adjusted p-values (statsmodels.stats.multitest.multipletests) over the non-NaN p-values:
+
+        holm  p_(i) -> max_{j <= i} min(1, (m - j + 1) p_(j))       (family-wise error)
+        bh    p_(i) -> min_{j >= i} min(1, m p_(j) / j)              (false discovery rate)
+
+    for the m testable p-values in ascending order; `none` returns them as they are. NaN
+    p-values (untestable rows) stay NaN and are not counted in m."""
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}.")
     p = np.asarray(p_values, float)
     out = p.copy()
     testable = ~np.isnan(p)
-    if correction == "holm" and testable.any():
-        out[testable] = holm(p[testable])
-    elif correction == "bh" and testable.any():
-        out[testable] = false_discovery_control(p[testable], method="bh")
+    if correction != "none" and testable.any():
+        method = {"holm": "holm", "bh": "fdr_bh"}[correction]
+        out[testable] = multipletests(p[testable], method=method)[1]
     return out
 
 
