@@ -82,11 +82,12 @@ def test_the_demo_shaped_sweep_is_compared_with_the_papers_trifeature_rows(plant
         "ours_ci_high",
         "paper",
         "difference",
+        "source",
     ]
     row = compared.set_index(["model", "metric"]).loc[("DS T=10", "dpd_color")]
     summary = pd.read_csv(planted / "analysis" / "summary.csv")
     ds10 = summary[(summary.role == "distilled") & (summary.temperature == 10)].iloc[0]
-    assert row["paper"] == 3.10
+    assert row["paper"] == 3.10 and row["source"] == "table2"
     assert row["ours"] == pytest.approx(ds10["dpd_color_mean"] * 100)
     assert row["difference"] == pytest.approx(row["ours"] - 3.10)
     assert {"teacher", "NDS", "DS T=1", "DS T=4", "DS T=7"} <= set(compared["model"])
