@@ -37,6 +37,7 @@ commands:
                       in progress or missing; trains nothing
   analyze DIR         claims, tables, figures and report.md of an experiment folder, e.g.
                       outputs/demo [--normalisation ratio|diff] [--correction none|holm|bh]
+                      [--claims-correction holm|bh|none]
                       [--threshold 0.05] [--recipe HASH] [--eval HASH] [--resamples 1000]
                       [--remeasure [eval.<key>=<value> ...]]
   compare SWEEP ...   several sweeps side by side (settings that differ, metrics vs T with
@@ -237,6 +238,12 @@ def analyze(args: list[str]) -> int:
         default="none",
         help="multiple-comparison correction over classes (the paper: none)",
     )
+    parser.add_argument(
+        "--claims-correction",
+        choices=CORRECTIONS,
+        default="holm",
+        help="multiple-testing correction over the claims table's testable rows (default holm)",
+    )
     parser.add_argument("--threshold", type=float, default=0.05, help="p-value threshold")
     parser.add_argument(
         "--recipe",
@@ -274,6 +281,7 @@ def analyze(args: list[str]) -> int:
         normalisation=options.normalisation,
         threshold=options.threshold,
         correction=options.correction,
+        claims_correction=options.claims_correction,
         recipes=options.recipe,
         evaluation=options.evaluation,
         resamples=options.resamples,

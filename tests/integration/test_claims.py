@@ -30,8 +30,9 @@ def planted(tmp_path_factory):
 def test_a_planted_fall_of_eod_with_T_is_held_and_a_flat_attribute_is_not(planted):
     claims = _claims(planted)
     held = claims.loc[("fairness_improves_with_T", "eod_color")]
-    assert held["verdict"] == "held" and held["estimate"] < -0.5 and held["p_value"] <= 0.05
-    assert held["n_models"] == 20
+    # The estimate is the mean per-seed slope on ln T; the verdict reads the Holm-adjusted p.
+    assert held["verdict"] == "held" and held["estimate"] < -0.02 and held["p_adjusted"] <= 0.05
+    assert held["n_models"] == 20 and held["n_seeds"] == 5
     assert claims.loc[("fairness_improves_with_T", "eod_texture"), "verdict"] == "not held"
     # Temperatures above 10 were not run: the reversal cannot be tested, and says why.
     reversal = claims.loc[("reversal_above_T10", "eod_color")]
@@ -43,6 +44,8 @@ def test_a_planted_fall_of_eod_with_T_is_held_and_a_flat_attribute_is_not(plante
         "statistic",
         "estimate",
         "p_value",
+        "p_adjusted",
+        "n_seeds",
         "n_models",
     }
 
@@ -100,7 +103,7 @@ def test_fewer_than_three_seeds_are_not_testable(tmp_path):
     analyze(experiment, resamples=100)
     claims = _claims(experiment)
     assert (claims["verdict"] == "not testable").all()
-    assert claims["statistic"].str.contains("fewer than 3 seeds").any()
+    assert claims["statistic"].str.contains(r"2 seeds with .* \(needs 3\)").any()
 
 
 def test_two_recipes_in_one_folder_stop_with_the_setting_that_differs(tmp_path, capsys):

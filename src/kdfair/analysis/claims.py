@@ -1,281 +1,280 @@
-"""The paper's claims, each tested on a sweep and given a verdict.
+"""The paper's claims, each tested on a sweep at the level of seeds and given a verdict.
 
-Every claim is a directional statement. With a two-sided test at level alpha (the `threshold`,
-0.05 by default) it is
+Every claim is a directional statement, tested two-sided; after the correction for the number of
+claims (`p_adjusted`: Holm over every testable row of the table by default) at level alpha it is
 
-    held        the effect goes the claimed way and p <= alpha
-    reversed    the effect goes the other way and p <= alpha
+    held        the effect goes the claimed way and p_adjusted <= alpha
+    reversed    the effect goes the other way and p_adjusted <= alpha
     not held    neither: the data do not show the claimed effect
     not testable  the sweep lacks what the test needs (the reason is in `statistic`)
 
-Tests: Welch's t-test over seeds (scipy.stats.ttest_ind, equal_var=False) between two
-populations; Spearman's rank correlation (scipy.stats.spearmanr) between T and a metric over all
-distilled *models* (not population means). A claim about every temperature ("DS fairer than NDS
-at every T <= 10") is an intersection of per-T claims: it is held only when each per-T test is,
-so its p-value is the largest per-T p (the intersection-union test). Collapsed models (accuracy
-near chance, kdfair.analysis.load) are left out: their fairness numbers mean nothing. Each
-population needs at least MIN_SEEDS models.
+The unit of replication is the seed (kdfair.analysis.seedtests has the tests and their formulas):
 
-Columns: claim, metric (the results.csv column, or n_sc/n_tc), verdict, statistic (the test and
-its value, or why it is not testable), estimate (a difference of means in the metric's units, or
-rho), p_value, n_models.
+- between populations (DS vs NDS, DS vs teacher, teacher vs NDS): a paired t-test over seeds of
+  the per-seed differences (a DS is paired with the NDS of its seed and with its own teacher),
+  its variance widened by the shared test split's bootstrap variance where replicates exist;
+- trends in T: a one-sample t-test over seeds of each seed's least-squares slope on ln T;
+- `fairness_changes_beyond_accuracy`: a t-test over seeds of each seed's ln T coefficient in an
+  OLS of the excess on ln T and accuracy;
+- claims about every temperature ("DS fairer than NDS at every T <= 10") are intersections of
+  per-T paired tests: held only when each is, so p is the largest per-T p (intersection-union);
+- `reversal_above_T10` is pre-specified: per seed, the mean over T > 10 minus the value at the
+  largest T <= 10 that was run (10 on the paper's grids), paired; no T is chosen on the data;
+- `sc_rises_with_T` / `tc_falls_with_T` have one count per T, each from all seeds: Spearman's rho
+  of (T, count) over temperatures. Under the null every temperature's DS population is compared
+  with the same NDS (or teacher) population, so the counts are exchangeable across T and every
+  ordering is equally likely, which is the null Spearman's test assumes; the unit here is the
+  temperature.
+
+Every claim over a DPD or EOD column is also made on its excess over the permutation floor
+(`eod_color_excess`: kdfair.analysis.floors), which says whether an effect survives what
+colour-blind errors would give. With 5 seeds and a table of ~100 claims, only large effects can
+be held after the correction. Collapsed models (accuracy near chance) are left out. Each test
+needs MIN_SEEDS seeds.
+
+Columns: claim, metric, verdict, statistic (the test, or why it is not testable), estimate (the
+mean per-seed difference in the metric's units, or the mean slope per unit ln T; rho for
+#SC/#TC), p_value, p_adjusted,
+n_seeds, n_models.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from kdfair.analysis import seedtests
 from kdfair.analysis.load import Sweep
+from kdfair.analysis.seedtests import MIN_SEEDS, SeedTest
+from kdfair.analysis.seedview import SeedView
+from kdfair.metrics.catalog import claimed, floored, lower_is_fairer
+from kdfair.metrics.classwise import CORRECTIONS, correct
 
-MIN_SEEDS = 3
 PAPER_T_MAX = 10  # the paper's main range is T = 1..10; 20, 30, 40 test the reversal
-COLUMNS = ["claim", "metric", "verdict", "statistic", "estimate", "p_value", "n_models"]
+COLUMNS = [
+    "claim",
+    "metric",
+    "verdict",
+    "statistic",
+    "estimate",
+    "p_value",
+    "p_adjusted",
+    "n_seeds",
+    "n_models",
+]
 HELD, NOT_HELD, REVERSED, NOT_TESTABLE = "held", "not held", "reversed", "not testable"
 
 
-def _row(claim, metric, verdict, statistic, estimate=np.nan, p_value=np.nan, n_models=0) -> dict:
-    values = (claim, metric, verdict, statistic, estimate, p_value, n_models)
-    return dict(zip(COLUMNS, values, strict=True))
+def _row(claim, metric, statistic, *, direction=0, estimate=np.nan, p=np.nan, seeds=0, models=0):
+    """`direction`: +1 the effect goes the claimed way, -1 the other way, 0 neither."""
+    return {
+        "claim": claim,
+        "metric": metric,
+        "verdict": NOT_TESTABLE if np.isnan(p) else None,
+        "statistic": statistic,
+        "estimate": estimate,
+        "p_value": p,
+        "p_adjusted": np.nan,
+        "n_seeds": seeds,
+        "n_models": models,
+        "direction": direction,
+    }
 
 
-def _untestable(claim: str, metric: str, reason: str, n_models: int = 0) -> dict:
-    return _row(claim, metric, NOT_TESTABLE, reason, n_models=n_models)
+def _untestable(claim: str, metric: str, reason: str, models: int = 0) -> dict:
+    return _row(claim, metric, reason, models=models)
 
 
-def _verdict(effect: float, p: float, alpha: float) -> str:
-    """`effect` > 0 means the claimed direction."""
-    if not np.isfinite(p) or p > alpha or effect == 0:
-        return NOT_HELD
-    return HELD if effect > 0 else REVERSED
-
-
-def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """(t, p) of Welch's test; with no variance on either side, p is 0 for different means."""
-    if np.var(a) == 0 and np.var(b) == 0:
-        return (np.inf if a.mean() != b.mean() else 0.0), float(a.mean() == b.mean())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        result = stats.ttest_ind(a, b, equal_var=False)
-    return float(result.statistic), float(result.pvalue)
-
-
-def _spearman(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    if np.all(y == y[0]) or np.all(x == x[0]):
-        return 0.0, 1.0  # no rank order at all: no correlation
-    result = stats.spearmanr(x, y)
-    return float(result.statistic), float(result.pvalue)
+def _tested(claim, metric, test: SeedTest | str, text: str, *, claimed_sign: int, models: int):
+    """A row from a seed-level test; `claimed_sign` +1 when a positive estimate is the claim."""
+    if isinstance(test, str):
+        return _untestable(claim, metric, test, models)
+    direction = int(np.sign(test.estimate) * claimed_sign)
+    statistic = f"{text}: t({test.seeds - 1}) = {test.statistic:.3g}"
+    return _row(
+        claim,
+        metric,
+        statistic,
+        direction=direction,
+        estimate=test.estimate,
+        p=test.p,
+        seeds=test.seeds,
+        models=models,
+    )
 
 
 class _Claims:
-    def __init__(self, sweep: Sweep, alpha: float):
-        self.alpha = alpha
-        usable = sweep.results[~sweep.results["collapsed"]]
-        self.teacher = usable[usable.role == "teacher"]
-        self.student = usable[usable.role == "student"]
-        self.distilled = usable[usable.role == "distilled"]
-        self.temperatures = sorted(self.distilled["temperature"].unique().tolist())
-        self.main = [t for t in self.temperatures if t <= PAPER_T_MAX]
+    def __init__(self, view: SeedView):
+        self.view = view
+        self.main = [t for t in view.temperatures if t <= PAPER_T_MAX]
+        self.high = [t for t in view.temperatures if t > PAPER_T_MAX]
 
-    def values(self, rows: pd.DataFrame, metric: str) -> np.ndarray:
-        return rows[metric].dropna().to_numpy(float)
-
-    def at(self, temperature: float) -> pd.DataFrame:
-        return self.distilled[np.isclose(self.distilled["temperature"], temperature)]
-
-    def too_few(self, populations: dict[str, np.ndarray]) -> str | None:
-        small = {name: len(v) for name, v in populations.items() if len(v) < MIN_SEEDS}
-        if not small:
-            return None
-        listing = ", ".join(f"{name}: {n}" for name, n in small.items())
-        return f"fewer than {MIN_SEEDS} seeds per population ({listing})"
-
-    def compare(self, claim, metric, a, b, *, higher_is_claimed: bool, names: tuple[str, str]):
-        """Welch test of population a against b; the claim is mean(a) > mean(b) (or <)."""
-        reason = self.too_few({names[0]: a, names[1]: b})
-        if reason:
-            return _untestable(claim, metric, reason, len(a) + len(b))
-        t, p = _welch(a, b)
-        difference = float(a.mean() - b.mean())
-        effect = difference if higher_is_claimed else -difference
-        statistic = f"Welch t = {t:.3g} ({names[0]} - {names[1]})"
-        return _row(
+    def compare(self, claim, metric, a, b, *, a_higher: bool) -> dict:
+        """Paired test of population a against b (labels of SeedView); claim: a above b."""
+        pairs = self.view.paired(metric, a, b)
+        if isinstance(pairs, str):
+            return _untestable(claim, metric, pairs)
+        differences, replicates, models = pairs
+        test = seedtests.paired_difference(differences, replicates)
+        return _tested(
             claim,
             metric,
-            _verdict(effect, p, self.alpha),
-            statistic,
-            difference,
-            p,
-            len(a) + len(b),
+            test,
+            f"paired over seeds, {self.view.name(a)} - {self.view.name(b)}",
+            claimed_sign=1 if a_higher else -1,
+            models=models,
         )
 
-    def every_temperature(
-        self, claim, metric, reference, temperatures, *, ds_higher: bool, name: str
-    ) -> dict:
+    def every_temperature(self, claim, metric, reference, temperatures, *, ds_higher) -> dict:
         """The intersection claim 'DS differs from `reference` in the claimed way at every T'."""
         if not temperatures:
             return _untestable(claim, metric, "no distilled students at the needed temperatures")
-        ref = self.values(reference, metric)
-        tests = []
-        for t in temperatures:
-            ds = self.values(self.at(t), metric)
-            reason = self.too_few({name: ref, f"DS T={t:g}": ds})
-            if reason:
-                return _untestable(claim, metric, reason)
-            tests.append((t, float(ds.mean() - ref.mean()), _welch(ds, ref)[1], len(ds)))
-        sign = 1 if ds_higher else -1
-        claimed = [d * sign > 0 for _, d, _, _ in tests]
-        p_max = max(p for *_, p, _ in tests)
-        worst = min(tests, key=lambda x: x[1] * sign)[1]  # least favourable difference
-        if all(claimed) and p_max <= self.alpha:
-            verdict = HELD
-        elif not any(claimed) and p_max <= self.alpha:
-            verdict = REVERSED
+        rows = [self.compare(claim, metric, t, reference, a_higher=ds_higher) for t in temperatures]
+        untestable = [r for r in rows if np.isnan(r["p_value"])]
+        if untestable:
+            return untestable[0]
+        directions = [r["direction"] for r in rows]
+        p_max = max(r["p_value"] for r in rows)
+        worst = min(rows, key=lambda r: r["estimate"] * (1 if ds_higher else -1))
+        if all(d > 0 for d in directions):
+            direction = 1
+        elif all(d < 0 for d in directions):
+            direction = -1
         else:
-            verdict = NOT_HELD
-        significant = sum(p <= self.alpha for *_, p, _ in tests)
+            direction = 0
         statistic = (
-            f"DS {'above' if ds_higher else 'below'} {name} at {sum(claimed)}/{len(tests)} T "
-            f"(T = {', '.join(f'{t:g}' for t, *_ in tests)}); Welch p <= {self.alpha:g} at "
-            f"{significant}/{len(tests)}; p = the largest"
+            f"DS {'above' if ds_higher else 'below'} {self.view.name(reference)} at "
+            f"{sum(d > 0 for d in directions)}/{len(rows)} T (T = "
+            f"{', '.join(f'{t:g}' for t in temperatures)}); paired t-tests over seeds, "
+            "p = the largest"
         )
-        n = len(ref) + sum(n for *_, n in tests)
-        return _row(claim, metric, verdict, statistic, worst, p_max, n)
+        return _row(
+            claim,
+            metric,
+            statistic,
+            direction=direction,
+            estimate=worst["estimate"],
+            p=p_max,
+            seeds=min(r["n_seeds"] for r in rows),
+            models=max(r["n_models"] for r in rows),
+        )
 
-    def trend(self, claim, metric, rows: pd.DataFrame, *, falls: bool, temperatures) -> dict:
-        """Spearman correlation between T and `metric` over the models of `rows`."""
-        rows = rows.dropna(subset=[metric])
+    def trend(self, claim, metric, *, falls: bool) -> dict:
+        temperatures = [t for t in self.main if t >= 1]
         if len(temperatures) < 3:
             return _untestable(
-                claim,
-                metric,
-                f"needs 3 or more temperatures in 1..{PAPER_T_MAX}; ran {len(temperatures)}",
-                len(rows),
+                claim, metric, f"needs 3+ temperatures in 1..{PAPER_T_MAX}; ran {len(temperatures)}"
             )
-        per_t = {f"DS T={t:g}": self.values(self.at(t), metric) for t in temperatures}
-        reason = self.too_few(per_t)
-        if reason:
-            return _untestable(claim, metric, reason, len(rows))
-        rho, p = _spearman(rows["temperature"].to_numpy(float), rows[metric].to_numpy(float))
-        statistic = f"Spearman rho over T = {temperatures[0]:g}..{temperatures[-1]:g} (models)"
-        effect = -rho if falls else rho
-        return _row(claim, metric, _verdict(effect, p, self.alpha), statistic, rho, p, len(rows))
+        per_seed = self.view.per_seed(metric, temperatures, min_temperatures=3)
+        if isinstance(per_seed, str):
+            return _untestable(claim, metric, per_seed)
+        test = seedtests.trend([(t, m) for t, m in per_seed.values()])
+        text = f"mean per-seed slope on ln T over T = {temperatures[0]:g}..{temperatures[-1]:g}"
+        models = sum(len(t) for t, _ in per_seed.values())
+        return _tested(claim, metric, test, text, claimed_sign=-1 if falls else 1, models=models)
 
+    def beyond_accuracy(self, metric: str) -> dict:
+        claim = "fairness_changes_beyond_accuracy"
+        temperatures = [t for t in self.main if t >= 1]
+        excess = self.view.per_seed(metric, temperatures, min_temperatures=1)
+        accuracy = self.view.per_seed("accuracy", temperatures, min_temperatures=1)
+        for found in (excess, accuracy):
+            if isinstance(found, str):
+                return _untestable(claim, metric, found)
+        per_seed = []
+        for seed, (t, values) in excess.items():
+            t_acc, acc = accuracy[seed]
+            keep = np.isin(t_acc, t)
+            per_seed.append((t, acc[keep], values))
+        test = seedtests.beyond_accuracy(per_seed)
+        models = sum(len(t) for t, _, _ in per_seed)
+        text = "mean per-seed OLS coefficient of ln T (excess ~ ln T + accuracy)"
+        falls = lower_is_fairer(metric)  # the paper's claim: fairer as T rises
+        return _tested(claim, metric, test, text, claimed_sign=-1 if falls else 1, models=models)
 
-def fairness_columns(sweep: Sweep) -> list[str]:
-    columns = [c for c in sweep.results.columns if c.startswith(("dpd_", "eod_"))]
-    return columns + (["individual_fairness"] if "individual_fairness" in sweep.results else [])
+    def reversal(self, metric: str) -> dict:
+        claim = "reversal_above_T10"
+        if not self.high:
+            return _untestable(claim, metric, f"no temperature above {PAPER_T_MAX} was run")
+        if not self.main:
+            return _untestable(claim, metric, f"no temperature <= {PAPER_T_MAX} was run")
+        worse_higher = lower_is_fairer(metric)
+        return self.compare(claim, metric, tuple(self.high), self.main[-1], a_higher=worse_higher)
 
 
 def claims(
-    sweep: Sweep, counts: pd.DataFrame | None = None, *, alpha: float = 0.05
+    sweep: Sweep,
+    counts: pd.DataFrame | None = None,
+    *,
+    alpha: float = 0.05,
+    correction: str = "holm",
+    replicates: dict[int, dict] | None = None,
 ) -> pd.DataFrame:
     """Every claim the sweep's data allow, with its verdict (see the module docstring).
-    `counts` is significant_classes.csv's table (for the #SC/#TC claims)."""
-    c = _Claims(sweep, alpha)
+    `counts` is significant_classes.csv's table (for the #SC/#TC claims); `replicates` (row
+    index -> {metric: bootstrap replicates}) widens the paired tests by the test split's noise."""
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
+    c = _Claims(SeedView(sweep, replicates or {}))
     rows = [
-        c.compare(
-            "teacher_more_accurate_than_nds",
-            "accuracy",
-            c.values(c.teacher, "accuracy"),
-            c.values(c.student, "accuracy"),
-            higher_is_claimed=True,
-            names=("teacher", "NDS"),
-        )
+        c.compare("teacher_more_accurate_than_nds", "accuracy", "teacher", "NDS", a_higher=True)
     ]
-    in_main = c.distilled[c.distilled["temperature"] <= PAPER_T_MAX]
-    rows.append(
-        c.compare(
-            "ds_more_accurate_than_nds",
-            "accuracy",
-            c.values(in_main, "accuracy"),
-            c.values(c.student, "accuracy"),
-            higher_is_claimed=True,
-            names=(f"DS T <= {PAPER_T_MAX}", "NDS"),
+    if c.main:
+        rows.append(
+            c.compare("ds_more_accurate_than_nds", "accuracy", tuple(c.main), "NDS", a_higher=True)
         )
-    )
     for t in c.main:
-        rows.append(
-            c.compare(
-                f"ds_more_accurate_than_nds (T={t:g})",
-                "accuracy",
-                c.values(c.at(t), "accuracy"),
-                c.values(c.student, "accuracy"),
-                higher_is_claimed=True,
-                names=(f"DS T={t:g}", "NDS"),
-            )
-        )
-    trend_range = [t for t in c.main if t >= 1]
-    for metric in fairness_columns(sweep):
-        in_range = c.distilled[c.distilled["temperature"].between(1, PAPER_T_MAX)]
-        rows.append(
-            c.trend(
-                "fairness_improves_with_T", metric, in_range, falls=True, temperatures=trend_range
-            )
-        )
+        claim = f"ds_more_accurate_than_nds (T={t:g})"
+        rows.append(c.compare(claim, "accuracy", t, "NDS", a_higher=True))
+    columns = claimed(sweep.results.columns)
+    for metric in columns:
+        fairer_lower = lower_is_fairer(metric)
+        rows.append(c.trend("fairness_improves_with_T", metric, falls=fairer_lower))
         rows.append(
             c.every_temperature(
-                "ds_fairer_than_nds", metric, c.student, c.main, ds_higher=False, name="NDS"
+                "ds_fairer_than_nds", metric, "NDS", c.main, ds_higher=not fairer_lower
             )
         )
-    for metric in [m for m in fairness_columns(sweep) if m.startswith("dpd_")]:
+    for metric in [m for m in columns if m.startswith("dpd_")]:
         claim = "ds_below_teacher_at_high_T"
         if not c.main:
             rows.append(_untestable(claim, metric, f"no temperature <= {PAPER_T_MAX} was run"))
-            continue
-        top = c.main[-1]
-        rows.append(
-            c.compare(
-                claim,
-                metric,
-                c.values(c.at(top), metric),
-                c.values(c.teacher, metric),
-                higher_is_claimed=False,
-                names=(f"DS T={top:g}", "teacher"),
-            )
-        )
-    high = [t for t in c.temperatures if t > PAPER_T_MAX]
-    for metric in fairness_columns(sweep):
-        rows.append(_reversal(c, metric, high))
+        else:
+            rows.append(c.compare(claim, metric, c.main[-1], "teacher", a_higher=False))
+    rows += [c.reversal(metric) for metric in columns]
+    rows += [c.beyond_accuracy(f"{m}_excess") for m in floored(sweep.results.columns)]
     if "individual_fairness" in sweep.results:
         rows.append(
             c.every_temperature(
                 "ds_never_reaches_teacher",
                 "individual_fairness",
-                c.teacher,
-                c.temperatures,
+                "teacher",
+                c.view.temperatures,
                 ds_higher=True,
-                name="teacher",
             )
         )
     if not sweep.attributes and counts is not None:
         rows += _classwise_claims(c, counts)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return _verdicts(pd.DataFrame(rows), alpha, correction)
 
 
-def _reversal(c: _Claims, metric: str, high: list[float]) -> dict:
-    claim = "reversal_above_T10"
-    if not high:
-        return _untestable(claim, metric, f"no temperature above {PAPER_T_MAX} was run")
-    if not c.main:
-        return _untestable(claim, metric, f"no temperature <= {PAPER_T_MAX} was run")
-    means = {t: c.values(c.at(t), metric).mean() for t in c.main if len(c.values(c.at(t), metric))}
-    if not means:
-        return _untestable(claim, metric, f"no values at T <= {PAPER_T_MAX}")
-    best = min(means, key=means.get)
-    above = c.distilled[c.distilled["temperature"] > PAPER_T_MAX]
-    row = c.compare(
-        claim,
-        metric,
-        c.values(above, metric),
-        c.values(c.at(best), metric),
-        higher_is_claimed=True,
-        names=(f"DS T = {', '.join(f'{t:g}' for t in high)}", f"DS T={best:g} (best T <= 10)"),
-    )
-    return row
+def _verdicts(table: pd.DataFrame, alpha: float, correction: str) -> pd.DataFrame:
+    """p_adjusted over every testable row (kdfair.metrics.classwise.correct: statsmodels), and
+    each row's verdict from its direction and adjusted p."""
+    table["p_adjusted"] = correct(table["p_value"].to_numpy(float), correction)
+    for i, row in table.iterrows():
+        if np.isnan(row["p_value"]):
+            continue
+        significant = row["p_adjusted"] <= alpha
+        table.loc[i, "verdict"] = (
+            HELD
+            if significant and row["direction"] > 0
+            else REVERSED
+            if significant and row["direction"] < 0
+            else NOT_HELD
+        )
+    return table[COLUMNS]
 
 
 def _classwise_claims(c: _Claims, counts: pd.DataFrame) -> list[dict]:
@@ -285,41 +284,27 @@ def _classwise_claims(c: _Claims, counts: pd.DataFrame) -> list[dict]:
         ("tc_falls_with_T", "n_tc", True),
     ):
         usable = counts[(counts["temperature"] <= PAPER_T_MAX) & counts[metric].notna()]
-        n_models = int(usable["n_distilled"].sum()) if len(usable) else 0
-        reference = c.student if metric == "n_sc" else c.teacher
-        reason = c.too_few(
-            {
-                "NDS" if metric == "n_sc" else "teacher": np.arange(len(reference)),
-                **{
-                    f"DS T={t:g}": np.arange(n)
-                    for t, n in usable[["temperature", "n_distilled"]].values
-                },
-            }
-        )
-        if reason:
-            rows.append(_untestable(claim, metric, reason, n_models))
+        models = int(usable["n_distilled"].sum()) if len(usable) else 0
+        small = usable[usable["n_distilled"] < MIN_SEEDS]
+        if len(small):
+            reason = f"fewer than {MIN_SEEDS} seeds at T = " + ", ".join(
+                f"{t:g}" for t in small["temperature"]
+            )
+            rows.append(_untestable(claim, metric, reason, models))
             continue
         if len(usable) < 3:
-            rows.append(
-                _untestable(
-                    claim,
-                    metric,
-                    f"needs #SC/#TC at 3 or more temperatures <= {PAPER_T_MAX} "
-                    f"(class-wise tests need 2+ seeds per population); has {len(usable)}",
-                    n_models,
-                )
+            reason = (
+                f"needs #SC/#TC at 3 or more temperatures <= {PAPER_T_MAX} (class-wise tests "
+                f"need 2+ seeds per population); has {len(usable)}"
             )
+            rows.append(_untestable(claim, metric, reason, models))
             continue
-        rho, p = _spearman(usable["temperature"].to_numpy(float), usable[metric].to_numpy(float))
+        x, y = usable["temperature"].to_numpy(float), usable[metric].to_numpy(float)
+        rho, p = (0.0, 1.0) if np.all(y == y[0]) else stats.spearmanr(x, y)
+        direction = int(np.sign(rho)) * (-1 if falls else 1)
+        statistic = f"Spearman rho of {metric} against T over {len(usable)} temperatures"
         rows.append(
-            _row(
-                claim,
-                metric,
-                _verdict(-rho if falls else rho, p, c.alpha),
-                f"Spearman rho of {metric} against T over {len(usable)} temperatures",
-                rho,
-                p,
-                n_models,
-            )
+            _row(claim, metric, statistic, direction=direction, estimate=float(rho), p=float(p))
+            | {"n_models": models, "n_seeds": int(usable["n_distilled"].min())}
         )
     return rows

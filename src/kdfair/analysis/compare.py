@@ -26,13 +26,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from kdfair.analysis import markdown
-from kdfair.analysis.bootstrap import RESAMPLES, model_replicates
-from kdfair.analysis.claims import claims as test_claims
-from kdfair.analysis.claims import fairness_columns
+from kdfair.analysis.bootstrap import RESAMPLES
+from kdfair.analysis.engine import analyse
 from kdfair.analysis.load import Sweep, load_sweep
-from kdfair.analysis.tables import classwise, summary
 from kdfair.atomic import atomic_path, write_text
 from kdfair.errors import KdfairError
+from kdfair.metrics.catalog import metrics_in, scale
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +97,8 @@ def _names(arguments: list[str], parsed: list[tuple[Path, str | None]]) -> list[
 
 def _load(name: str, folder: Path, recipe: str | None, *, resamples, seed, alpha) -> Compared:
     sweep = load_sweep(folder, recipes=[recipe] if recipe else None)
-    rows = list(sweep.results.index)
-    predictions = [sweep.predictions(sweep.results.loc[i]) for i in rows]
-    bootstrapped = model_replicates(predictions, sweep.num_classes, resamples=resamples, seed=seed)
-    replicates = {
-        i: {m: v for m, v in model.items() if m in sweep.metric_columns}
-        for i, model in zip(rows, bootstrapped, strict=True)
-    }
-    _, counts, _ = classwise(sweep, threshold=alpha)
-    return Compared(
-        name, sweep, summary(sweep, replicates, seed=seed), test_claims(sweep, counts, alpha=alpha)
-    )
+    done = analyse(sweep, threshold=alpha, resamples=resamples, seed=seed)
+    return Compared(name, done.sweep, done.summary, done.claims)
 
 
 def _long_metrics(compared: list[Compared], metrics: list[str]) -> pd.DataFrame:
@@ -132,7 +122,8 @@ def _long_metrics(compared: list[Compared], metrics: list[str]) -> pd.DataFrame:
 
 
 def _claims_table(compared: list[Compared]) -> pd.DataFrame:
-    """claim x sweep: 'verdict (estimate, p)' per sweep, claims in first-seen order."""
+    """claim x sweep: 'verdict (estimate, p, adjusted p)' per sweep, claims in first-seen
+    order (each sweep's p-values are adjusted within its own claims table)."""
     keys: list[tuple[str, str]] = []
     cells: dict[tuple[str, str], dict[str, str]] = {}
     for c in compared:
@@ -143,7 +134,8 @@ def _claims_table(compared: list[Compared]) -> pd.DataFrame:
                 cells[key] = {}
             text = row["verdict"]
             if pd.notna(row["p_value"]):
-                text += f" ({row['estimate']:+.3g}, p={row['p_value']:.2g})"
+                text += f" ({row['estimate']:+.3g}, p={row['p_value']:.2g}, "
+                text += f"adj. {row['p_adjusted']:.2g})"
             cells[key][c.name] = text
     rows = []
     for claim, metric in keys:
@@ -153,7 +145,7 @@ def _claims_table(compared: list[Compared]) -> pd.DataFrame:
 
 
 def _metric_table(compared: list[Compared], metric: str) -> pd.DataFrame:
-    """population x sweep: 'mean [ci_low, ci_high]' in %."""
+    """population x sweep: 'mean [ci_low, ci_high]' (in % where the metric is a fraction)."""
     labels: list[str] = []
     cells: dict[str, dict[str, str]] = {}
     for c in compared:
@@ -164,7 +156,8 @@ def _metric_table(compared: list[Compared], metric: str) -> pd.DataFrame:
             if label not in cells:
                 labels.append(label)
                 cells[label] = {}
-            mean, low, high = (row[f"{metric}_{s}"] * 100 for s in ("mean", "ci_low", "ci_high"))
+            factor = scale(metric)
+            mean, low, high = (row[f"{metric}_{s}"] * factor for s in ("mean", "ci_low", "ci_high"))
             text = "n/a" if pd.isna(mean) else f"{mean:.2f}"
             if pd.notna(low) and pd.notna(high):
                 text += f" [{low:.2f}, {high:.2f}]"
@@ -179,6 +172,7 @@ def _figure(compared: list[Compared], metric: str, path: Path) -> Path:
     dashed line of the same colour."""
     fig = Figure(figsize=(5.2, 3.6))
     ax = fig.subplots()
+    factor = scale(metric)
     colours = [f"C{i}" for i in range(10)]
     for i, c in enumerate(compared):
         colour = colours[i % len(colours)]
@@ -187,17 +181,20 @@ def _figure(compared: list[Compared], metric: str, path: Path) -> Path:
             continue
         ds = table[table.role == "distilled"].sort_values("temperature")
         t = ds["temperature"].to_numpy(float)
-        ax.plot(t, ds[f"{metric}_mean"] * 100, "o-", color=colour, ms=3, label=f"{c.name} DS")
+        ds = ds.assign(**{c: ds[c] * factor for c in ds if c.startswith(metric)})
+        ax.plot(t, ds[f"{metric}_mean"], "o-", color=colour, ms=3, label=f"{c.name} DS")
         ax.fill_between(
-            t, ds[f"{metric}_ci_low"] * 100, ds[f"{metric}_ci_high"] * 100, color=colour, alpha=0.15
+            t, ds[f"{metric}_ci_low"], ds[f"{metric}_ci_high"], color=colour, alpha=0.15
         )
+        if f"{metric}_floor_mean" in ds:
+            ax.plot(t, ds[f"{metric}_floor_mean"], ":", color=colour, lw=1)
         nds = table[table.role == "student"]
         if len(nds) and pd.notna(nds[f"{metric}_mean"].iloc[0]):
-            ax.axhline(nds[f"{metric}_mean"].iloc[0] * 100, color=colour, ls="--", lw=1)
+            ax.axhline(nds[f"{metric}_mean"].iloc[0] * factor, color=colour, ls="--", lw=1)
     if any(c.summary["temperature"].max() > 10 for c in compared):
         ax.set_xscale("log")
-    ax.set_xlabel("temperature T (dashed: each sweep's NDS)")
-    ax.set_ylabel(f"{metric} (%)")
+    ax.set_xlabel("temperature T (dashed: each sweep's NDS; dotted: DS permutation floor)")
+    ax.set_ylabel(f"{metric} (%)" if factor == 100 else metric)
     ax.set_title(metric)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -234,9 +231,7 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
 
     settings = differing_settings({c.name: settings_of(c.sweep) for c in compared})
-    metrics = ["accuracy"] + list(
-        dict.fromkeys(m for c in compared for m in fairness_columns(c.sweep))
-    )
+    metrics = list(dict.fromkeys(m for c in compared for m in metrics_in(c.sweep.metric_columns)))
     claims_wide = _claims_table(compared)
     _write_csv(settings, out / "settings.csv")
     _write_csv(_long_metrics(compared, metrics), out / "metrics.csv")

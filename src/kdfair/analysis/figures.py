@@ -39,6 +39,9 @@ def metric_vs_temperature(
     """One panel per metric: the DS mean against T with its 95% interval (summary.csv's
     <metric>_mean, _ci_low, _ci_high), teacher and NDS as reference lines with interval bands,
     and, where given, the test labels' own value (`label_lines`: metric -> value, low, high).
+    Where summary.csv has the metric's permutation floor (<metric>_floor_mean), the DS floor is
+    drawn as a dotted line over a shaded band down to 0: the part of the metric that sampling
+    alone gives (kdfair.analysis.floors).
 
     Temperatures where some seed collapsed (accuracy near chance) are marked with a red x.
     """
@@ -65,6 +68,10 @@ def metric_vs_temperature(
             alpha=0.2,
             label="95% interval",
         )
+        if f"{metric}_floor_mean" in distilled:  # what attribute-blind errors would score
+            floor = distilled[f"{metric}_floor_mean"].to_numpy(float) * scale
+            ax.plot(t, floor, ":", color="tab:purple", label="DS floor (permuted attribute)")
+            ax.fill_between(t, 0, floor, color="tab:purple", alpha=0.08)
         bad = (distilled["n_collapsed"] > 0).to_numpy()
         if bad.any():
             ax.plot(

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from kdfair.errors import KdfairError
+from kdfair.metrics.catalog import floored
 from kdfair.predict import Predictions
 from kdfair.recipes import differences
 from kdfair.results import (
@@ -69,7 +70,7 @@ class Sweep:
 
     @property
     def attributes(self) -> list[str]:
-        return [c[4:] for c in self.results.columns if c.startswith("dpd_")]
+        return [c[4:] for c in floored(self.results.columns) if c.startswith("dpd_")]
 
     def population(self, role: str, temperature: float | None = None) -> pd.DataFrame:
         """Rows of one role (and temperature, for distilled models), ordered by seed."""

@@ -76,21 +76,34 @@ def header(sweep: Sweep, experiment: str) -> list[str]:
     return lines
 
 
-def claims_section(claims: pd.DataFrame, alpha: float) -> list[str]:
+def claims_section(claims: pd.DataFrame, alpha: float, correction: str = "holm") -> list[str]:
     shown = claims.assign(
         estimate=[f"{v:.4g}" if pd.notna(v) else "" for v in claims["estimate"]],
         p_value=[f"{v:.3g}" if pd.notna(v) else "" for v in claims["p_value"]],
+        p_adjusted=[f"{v:.3g}" if pd.notna(v) else "" for v in claims["p_adjusted"]],
     )
     counts = claims["verdict"].value_counts()
+    testable = int(claims["p_value"].notna().sum())
+    family = (
+        "no correction (p_adjusted = p_value)"
+        if correction == "none"
+        else f"{'Holm' if correction == 'holm' else 'Benjamini-Hochberg'} over the "
+        f"{testable} testable rows of this table"
+    )
     return [
         "## Claims",
         "",
         "The paper's claims tested on this sweep: "
         + ", ".join(f"{n} {verdict}" for verdict, n in counts.items())
-        + f". *held*: the claimed effect at p ≤ {alpha:g}; *reversed*: the opposite effect at "
-        f"p ≤ {alpha:g}; *not held*: neither; *not testable*: why is in `statistic`. Welch "
-        "t-tests over seeds; trends are Spearman correlations over models; 'at every T' claims "
-        "take the largest per-T p. Estimates are in the metric's units (fractions), or rho.",
+        + f". *held*: the claimed effect at adjusted p ≤ {alpha:g}; *reversed*: the opposite "
+        f"effect at adjusted p ≤ {alpha:g}; *not held*: neither; *not testable*: why is in "
+        f"`statistic`. Correction: {family}. The unit of replication is the seed: paired "
+        "t-tests over seeds between populations (widened by the shared test split's bootstrap "
+        "variance), one-sample t-tests of per-seed slopes on ln T for trends, of per-seed ln T "
+        "coefficients (excess ~ ln T + accuracy) for `fairness_changes_beyond_accuracy`; 'at "
+        "every T' claims take the largest per-T p. `_excess` rows test the disparity beyond its "
+        "permutation floor. With few seeds and a table of this size, only large effects can be "
+        "held. Estimates are in the metric's units (fractions), or a slope per unit ln T, or rho.",
         "",
         table(shown),
         "",
@@ -131,14 +144,23 @@ def group_section(summary, attributes, labels: pd.DataFrame | None) -> list[str]
             "accuracy": cell(row, "accuracy"),
         }
         for attr in attributes:
-            entry[f"EOD ({attr})"] = cell(row, f"eod_{attr}")
-            entry[f"DPD ({attr})"] = cell(row, f"dpd_{attr}")
+            for metric in (f"eod_{attr}", f"dpd_{attr}"):
+                name = metric[:3].upper() + f" ({attr})"
+                entry[name] = cell(row, metric)
+                if f"{metric}_floor_mean" in row:
+                    entry[f"{name} floor"] = cell(row, f"{metric}_floor", digits=1)
+                    entry[f"{name} excess"] = cell(row, f"{metric}_excess")
         rows.append(entry)
     lines = [
         "## Group fairness (Table 2)",
         "",
         "DPD and EOD in %, lower is fairer; multiclass tasks one-vs-rest, averaged over "
-        "classes (Algorithm 1). n/a: undefined on this test split (see the train log).",
+        "classes (Algorithm 1). n/a: undefined on this test split (see the train log). "
+        "*floor*: the metric's mean when the attribute is shuffled within each true class (200 "
+        "shuffles; what errors blind to the attribute score on this test split); *excess* = "
+        "metric - floor, the disparity beyond sampling noise (floors.csv has each model's, with "
+        "its permutation p-value). The floor rises as accuracy falls, so a change of the metric "
+        "with T is distillation's only as far as the excess moves.",
         "",
     ]
     if labels is not None and len(labels):

@@ -1,8 +1,9 @@
 """`kdfair analyze outputs/<experiment>`: every table, figure and report.md (docs/design.md, 4).
 
 Writes to outputs/<experiment>/analysis/: claims.csv, summary.csv (with bootstrap intervals),
-model_intervals.csv, label_disparity.csv, paper_comparison.csv (where the paper has numbers for
-the sweep), classwise_tests.csv, significant_classes.csv, disagreement_<a>_vs_<b>.csv, report.md
+model_intervals.csv, floors.csv (each DPD/EOD's permutation floor, excess and p per model),
+label_disparity.csv, paper_comparison.csv (where the paper has numbers for the sweep),
+classwise_tests.csv, significant_classes.csv, disagreement_<a>_vs_<b>.csv, report.md
 and PNG figures. Every file is written to a temporary name and renamed.
 """
 
@@ -14,12 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 from kdfair.analysis import figures, markdown
-from kdfair.analysis.bootstrap import RESAMPLES, label_disparity, model_replicates
-from kdfair.analysis.claims import claims as test_claims
+from kdfair.analysis.bootstrap import RESAMPLES, label_disparity
+from kdfair.analysis.engine import analyse
 from kdfair.analysis.load import Sweep, load_sweep
 from kdfair.analysis.paper import comparison as paper_comparison
-from kdfair.analysis.tables import classwise, disagreements, model_intervals, summary
+from kdfair.analysis.tables import disagreements, model_intervals
 from kdfair.atomic import atomic_path, write_text
+from kdfair.metrics.catalog import floored
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ def analyze(
     normalisation: str = "ratio",
     threshold: float = 0.05,
     correction: str = "none",
+    claims_correction: str = "holm",
     recipes: list[str] | None = None,
     evaluation: str | None = None,
     resamples: int = RESAMPLES,
@@ -44,61 +47,60 @@ def analyze(
     """Write the analysis of one experiment folder; return the path of report.md.
 
     `recipes`/`evaluation` select the rows (kdfair.analysis.load.load_sweep); `resamples` and
-    `seed` drive the bootstrap intervals (kdfair.analysis.bootstrap).
+    `seed` drive the bootstrap intervals and permutation floors; `correction` is the class-wise
+    tests' correction, `claims_correction` the claims table's (kdfair.analysis.engine).
     """
     sweep = load_sweep(directory, recipes=recipes, evaluation=evaluation)
     out = sweep.directory / "analysis"
     out.mkdir(exist_ok=True)
     experiment = str(sweep.results["experiment"].iloc[0])
-
-    rows = list(sweep.results.index)
-    predictions = [sweep.predictions(sweep.results.loc[i]) for i in rows]
-    bootstrapped = model_replicates(predictions, sweep.num_classes, resamples=resamples, seed=seed)
-    replicates = {  # only for the columns results.csv has (its eval setting's)
-        i: {m: v for m, v in model.items() if m in sweep.metric_columns}
-        for i, model in zip(rows, bootstrapped, strict=True)
-    }
-    summary_table = summary(sweep, replicates, seed=seed)
-    _write_csv(summary_table, out / "summary.csv", index=False)
-    _write_csv(model_intervals(sweep, replicates), out / "model_intervals.csv", index=False)
+    done = analyse(
+        sweep,
+        normalisation=normalisation,
+        threshold=threshold,
+        correction=correction,
+        claims_correction=claims_correction,
+        resamples=resamples,
+        seed=seed,
+    )
+    _write_csv(done.summary, out / "summary.csv", index=False)
+    _write_csv(model_intervals(sweep, done.replicates), out / "model_intervals.csv", index=False)
+    if floored(sweep.results.columns):
+        _write_csv(done.floors, out / "floors.csv", index=False)
     labels = None
     if sweep.attributes:
-        labels = label_disparity(predictions[0], sweep.num_classes, resamples=resamples, seed=seed)
+        first = sweep.predictions(sweep.results.iloc[0])
+        labels = label_disparity(first, sweep.num_classes, resamples=resamples, seed=seed)
         _write_csv(labels, out / "label_disparity.csv", index=False)
-
-    tests, counts, notes = classwise(
-        sweep, normalisation=normalisation, threshold=threshold, correction=correction
-    )
-    _write_csv(tests, out / "classwise_tests.csv", index=False)
-    _write_csv(counts, out / "significant_classes.csv", index=False)
+    _write_csv(done.tests, out / "classwise_tests.csv", index=False)
+    _write_csv(done.counts, out / "significant_classes.csv", index=False)
     matrices = disagreements(sweep)
     for name, matrix in matrices.items():
         _write_csv(matrix, out / f"disagreement_{name}.csv")
-    claims = test_claims(sweep, counts, alpha=threshold)
-    _write_csv(claims, out / "claims.csv", index=False)
-    compared = paper_comparison(sweep, summary_table, counts)
+    _write_csv(done.claims, out / "claims.csv", index=False)
+    compared = paper_comparison(sweep, done.summary, done.counts)
     if len(compared):
         _write_csv(compared, out / "paper_comparison.csv", index=False)
 
-    pngs = _figures(sweep, summary_table, labels, tests, counts, matrices, out)
+    pngs = _figures(sweep, done.summary, labels, done.tests, done.counts, matrices, out)
     lines = markdown.header(sweep, experiment)
-    lines += markdown.claims_section(claims, threshold)
+    lines += markdown.claims_section(done.claims, threshold, claims_correction)
     lines += markdown.accuracy_section(
-        summary_table,
-        counts,
-        notes,
+        done.summary,
+        done.counts,
+        done.notes,
         normalisation=normalisation,
         threshold=threshold,
         correction=correction,
     )
     if sweep.attributes:
-        lines += markdown.group_section(summary_table, sweep.attributes, labels)
+        lines += markdown.group_section(done.summary, sweep.attributes, labels)
     if "individual_fairness" in sweep.results:
-        lines += markdown.individual_section(summary_table)
+        lines += markdown.individual_section(done.summary)
     lines += markdown.paper_section(compared)
     lines += markdown.figures_section(pngs)
     lines += [
-        "Files: claims.csv, summary.csv, model_intervals.csv, label_disparity.csv, "
+        "Files: claims.csv, summary.csv, model_intervals.csv, floors.csv, label_disparity.csv, "
         "paper_comparison.csv, classwise_tests.csv, significant_classes.csv, disagreement_*.csv "
         "in this folder (those that apply to this sweep).",
         "",
