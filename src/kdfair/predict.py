@@ -7,6 +7,8 @@ teachers) and class_names (C,).
 
 from __future__ import annotations
 
+import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from torch import nn
 from kdfair import distributed
 from kdfair.atomic import atomic_path
 from kdfair.data import DataBundle
+from kdfair.errors import KdfairError
 from kdfair.training import autocast
 
 HALF_PRECISION_MIN_CLASSES = 200  # logits may be stored as float16 from this many classes on
@@ -55,11 +58,12 @@ class Predictions:
                 np.savez(f, **arrays)
 
     @classmethod
-    def load(cls, path: Path, *, labels_only: bool = False) -> Predictions:
+    def load(cls, path: Path, *, labels_only: bool = False, model: str = "") -> Predictions:
         """Read predictions.npz. `labels_only` skips the logits (returned as an (N, 0) array) and
         the embedding: what analyses of labels, predictions and groups need, so that a sweep of
-        ImageNet models (50,000 x 1,000 logits each) fits in memory."""
-        with np.load(path, allow_pickle=False) as f:
+        ImageNet models (50,000 x 1,000 logits each) fits in memory. A file that cannot be read
+        is a KdfairError naming it, `model` (who made it, for the message) and the fix."""
+        with readable(path, model), np.load(path, allow_pickle=False) as f:
             names = [k[5:] for k in f.files if k.startswith("attr_") and not k.endswith("_labels")]
             n = len(f["y_true"])
             return cls(
@@ -74,6 +78,36 @@ class Predictions:
                 embedding=f["embedding"] if "embedding" in f.files and not labels_only else None,
                 class_names=f["class_names"].tolist() if "class_names" in f.files else None,
             )
+
+
+@contextmanager
+def readable(path: Path, model: str = ""):
+    """Reading predictions.npz inside this block: a file cut short, damaged (zip's CRC-32 checks
+    each array as it is read), not an npz or missing an array is one KdfairError."""
+    try:
+        yield
+    except KdfairError:
+        raise
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise unreadable(Path(path), e, model) from e
+
+
+def unreadable(path: Path, error: Exception, model: str = "") -> KdfairError:
+    """The error for a predictions file that cannot be read: the file, the model, the fix."""
+    reason = " ".join(f"{type(error).__name__}: {error}".split())  # one line
+    whose = f", the predictions of {model}," if model else ""
+    folder = path.parent
+    retrain = (  # a model store folder (metrics.json marks one): delete it and retrain
+        f"delete the model's folder (rm -r {folder}) and rerun the `kdfair train` command that "
+        "made it, which trains the model again"
+        if (folder / "metrics.json").is_file()
+        else "rerun the `kdfair train` command that made it"
+    )
+    state = "is missing" if isinstance(error, FileNotFoundError) else "was cut short or damaged"
+    return KdfairError(
+        f"{path}{whose} cannot be read ({reason}): it {state}. If these outputs are a copy, "
+        f"copy that file again; else {retrain}."
+    )
 
 
 @torch.no_grad()

@@ -127,7 +127,7 @@ def ensure_embedding(shop: Workshop, model: TrainedModel) -> None:
         def add() -> None:
             predictions = Predictions.load(path)
             predictions.embedding = features
-            predictions.save(path)  # atomic: readers see the old file or the new one
+            model.entry.replace_predictions(predictions)  # atomic, with its checksum
 
         distributed.from_main(add)
 

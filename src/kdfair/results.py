@@ -9,19 +9,27 @@ in the same role under the same eval setting is not appended again; in another r
 under another eval setting it gets a new row. The files are rewritten through a temporary file
 and a rename, so a killed job never leaves a half-written row.
 
+Every row ends with a line end; a file whose last row ends without one and lacks a field (or
+whose finished_at is not a whole timestamp) was cut short, e.g. by an interrupted copy, and is a
+KdfairError naming the line, never a row read with empty fields.
+
 A results.csv written before recipes were recorded (no recipe/eval/epochs/lr/t_squared columns)
 is still read: those columns come back empty and its rows count as one recipe and one eval.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
 from filelock import FileLock
 
 from kdfair.atomic import atomic_path, write_json
+from kdfair.errors import KdfairError
 
 IDENTITY = [
     "experiment",
@@ -41,6 +49,8 @@ TRAILING = ["predictions", "finished_at"]
 ROLES = ("teacher", "student", "distilled")
 UNRECORDED = "unrecorded"  # recipe/eval of rows written before those columns existed
 _STRINGS = {"model_key": str, "teacher_key": str, "recipe": str, "eval": str}
+# finished_at as kdfair writes it (UTC, to the second): what a whole last field looks like
+_WHOLE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 
 
 def ordered_columns(columns) -> list[str]:
@@ -100,14 +110,45 @@ def read_recipes(path: Path) -> dict:
     path = Path(path)
     if not path.is_file():
         return {"recipes": {}, "evals": {}}
-    data = json.loads(path.read_text())
-    return {"recipes": data.get("recipes", {}), "evals": data.get("evals", {})}
+    try:
+        data = json.loads(path.read_text())
+        return {"recipes": data.get("recipes", {}), "evals": data.get("evals", {})}
+    except (ValueError, AttributeError) as e:  # cut short, or not the object kdfair writes
+        raise KdfairError(
+            f"{path} cannot be read ({type(e).__name__}: {e}): it was cut short or damaged. If "
+            "these outputs are a copy, copy it again; else delete it and rerun the experiment's "
+            "`kdfair train` commands, which write it again (their models are reused)."
+        ) from e
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    table = pd.read_csv(path, dtype=_STRINGS)
+    text = Path(path).read_text(encoding="utf-8")
+    _refuse_a_cut_row(text, Path(path))
+    table = pd.read_csv(io.StringIO(text), dtype=_STRINGS)
     for column in RECIPE_COLUMNS:
         if column not in table.columns:
             table[column] = UNRECORDED if column in ("recipe", "eval") else None
     table[["recipe", "eval"]] = table[["recipe", "eval"]].fillna(UNRECORDED)
     return table.reindex(columns=ordered_columns(table.columns))
+
+
+def _refuse_a_cut_row(text: str, path: Path) -> None:
+    """A last row without a line end (never written so by kdfair, pandas or the csv module)
+    counts as whole only with every field, finished_at a whole timestamp; else KdfairError."""
+    if not text or text.endswith(("\n", "\r")) or "\n" not in text:
+        return
+    first, number, last_line = text.split("\n", 1)[0], text.count("\n") + 1, text.rsplit("\n", 1)[1]
+    header, last = next(csv.reader([first])), next(csv.reader([last_line]))
+    whole = len(last) >= len(header) and (
+        header[-1] != "finished_at" or _WHOLE_TIME.fullmatch(last[-1]) is not None
+    )
+    if whole:
+        return
+    at = header.index("model_key") if "model_key" in header else len(last)
+    model = f" (model_key {last[at]})" if len(last) > at + 1 else ""
+    raise KdfairError(
+        f"{path} line {number}{model} is cut short: the file ends mid-row, "
+        "e.g. after an interrupted copy. If it is a copy, copy results.csv again; else delete "
+        "that line and rerun the `kdfair train` command that wrote it, which appends the row "
+        "again (its models are reused)."
+    )

@@ -1,5 +1,7 @@
 import pandas as pd
+import pytest
 
+from kdfair.errors import KdfairError
 from kdfair.results import (
     LEADING,
     RECIPE_COLUMNS,
@@ -95,3 +97,16 @@ def test_a_model_in_another_role_gets_a_row_for_that_role(tmp_path):
     append_results(path, [_row("a", role="student", eval="e")])
     append_results(path, [_row("a", role="teacher", eval="e"), _row("a", role="student", eval="e")])
     assert read_results(path)["role"].tolist() == ["student", "teacher"]
+
+
+def test_a_cut_short_file_is_refused_before_a_row_is_appended_to_it(tmp_path):
+    """A rewrite would keep the cut row as if it were whole: the job stops and says which line."""
+    path = tmp_path / "results.csv"
+    append_results(path, [_row("k1"), _row("k2")])
+    text = path.read_text()
+    path.write_text(text[: len(text) - 30])  # the copy or the disk stopped mid-row
+    with pytest.raises(KdfairError, match=r"line 3 \(model_key k2\) is cut short"):
+        append_results(path, [_row("k3")])
+    assert path.read_text() == text[: len(text) - 30]
+    path.write_text(text.rstrip("\n"))  # a whole last row without a line end is whole
+    assert read_results(path)["model_key"].tolist() == ["k1", "k2"]

@@ -1,10 +1,14 @@
 import json
+import re
 
+import numpy as np
 import pytest
+import torch
 
 from kdfair.atomic import atomic_path, write_json
 from kdfair.errors import KdfairError
-from kdfair.store import REQUIRED_FILES, ModelStore, model_key
+from kdfair.predict import Predictions
+from kdfair.store import REQUIRED_FILES, Entry, ModelStore, model_key
 
 
 def test_key_depends_on_content_not_on_order():
@@ -97,3 +101,62 @@ def test_written_files_get_the_permissions_of_any_new_file(tmp_path):
         os.umask(old)
     mode = (tmp_path / "results.json").stat().st_mode & 0o777
     assert mode == plain.stat().st_mode & 0o777 == 0o644
+
+
+def _entry(seed: int = 0) -> Entry:
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, 20)
+    predictions = Predictions(
+        y_true=y, y_pred=y, logits=np.eye(3, dtype=np.float32)[y], index=np.arange(20)
+    )
+    weights = {"w": torch.from_numpy(rng.normal(size=(3, 4)).astype(np.float32))}
+    return Entry({"seed": seed}, "teacher", weights, predictions, {"accuracy": 1.0}, [])
+
+
+def _written(tmp_path) -> ModelStore:
+    store = ModelStore(tmp_path)
+    store.get_or_train(
+        ["k1"], lambda folders: store.write(folders[0], _entry()), descriptions=["m"]
+    )
+    return store
+
+
+@pytest.mark.parametrize("name", ["model.pt", "predictions.npz"])
+@pytest.mark.parametrize("damage", ["changed", "cut_short", "replaced_by_another"])
+def test_a_changed_file_of_an_entry_is_refused_by_its_checksum(tmp_path, name, damage):
+    store = _written(tmp_path)
+    path = tmp_path / "k1" / name
+    if damage == "replaced_by_another":  # a whole, readable file of another model
+        store.write(tmp_path / "other", _entry(seed=1))
+        path.write_bytes((tmp_path / "other" / name).read_bytes())
+    else:
+        content = bytearray(path.read_bytes())
+        if damage == "changed":
+            content[len(content) // 2] ^= 0xFF
+        path.write_bytes(bytes(content if damage == "changed" else content[: len(content) // 2]))
+    assert store.find("k1") is not None  # looking is cheap and does not read the files ...
+    folder = re.escape(str(tmp_path / "k1"))
+    with pytest.raises(KdfairError, match=rf"m: .*{name} .*SHA-256.*rm -r {folder}"):
+        store.get_or_train(["k1"], _fake_train([]), descriptions=["m"])  # ... reusing does
+
+
+def test_an_entry_written_before_checksums_is_reused_as_it_is(tmp_path):
+    store = _written(tmp_path)
+    metrics = json.loads((tmp_path / "k1" / "metrics.json").read_text())
+    assert set(metrics["sha256"]) == {"model.pt", "predictions.npz"}
+    del metrics["sha256"]
+    write_json(tmp_path / "k1" / "metrics.json", metrics)
+    ((entry, trained),) = store.get_or_train(["k1"], _fake_train([]), descriptions=["m"])
+    assert not trained and "sha256" not in entry.metrics
+
+
+def test_predictions_replaced_through_the_store_keep_the_entry_verifiable(tmp_path):
+    """A reference teacher's features are added to its predictions.npz after it was stored."""
+    store = _written(tmp_path)
+    entry = store.find("k1")
+    predictions = Predictions.load(entry.predictions_path)
+    predictions.embedding = np.ones((20, 2), np.float32)
+    entry.replace_predictions(predictions)
+    ((again, trained),) = store.get_or_train(["k1"], _fake_train([]), descriptions=["m"])
+    assert not trained and Predictions.load(again.predictions_path).embedding.shape == (20, 2)
+    assert isinstance(again.metrics["sha256"]["predictions.npz"], str)

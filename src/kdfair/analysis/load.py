@@ -10,7 +10,7 @@ import pandas as pd
 
 from kdfair.errors import KdfairError
 from kdfair.metrics.catalog import floored
-from kdfair.predict import Predictions
+from kdfair.predict import Predictions, readable
 from kdfair.recipes import differences
 from kdfair.results import (
     IDENTITY,
@@ -64,8 +64,8 @@ class Sweep:
 
     def predictions(self, row) -> Predictions:
         path = self.outputs_root / row["predictions"]
-        if path not in self._cache:
-            self._cache[path] = Predictions.load(path, labels_only=True)  # no logits: memory
+        if path not in self._cache:  # no logits: memory
+            self._cache[path] = Predictions.load(path, labels_only=True, model=describe(row))
         return self._cache[path]
 
     @property
@@ -100,16 +100,7 @@ def load_sweep(
         results = read_results(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise KdfairError(f"{path} is not a readable CSV ({e}).") from e
-    missing = [c for c in IDENTITY + ["accuracy"] + TRAILING if c not in results.columns]
-    if missing:
-        raise KdfairError(
-            f"{path} lacks the columns {missing}; it was not written by kdfair train."
-        )
-    if results.empty:
-        raise KdfairError(f"{path} has no rows yet; run `kdfair train` first.")
-    unknown = sorted(set(results["role"]) - set(ROLES))
-    if unknown:
-        raise KdfairError(f"{path} has unknown roles {unknown}; expected {list(ROLES)}.")
+    _check_table(results, path)
     known = read_recipes(recipes_path(path))
     results, chosen_eval, notes = _one_eval(results, evaluation, path)
     results, chosen = _one_recipe_per_role(results, recipes or [], known["recipes"], path)
@@ -120,13 +111,7 @@ def load_sweep(
             f"{len(absent)} predictions files named in {path} are missing (first: "
             f"{directory.parent / absent[0]}). Rerun the `kdfair train` command that made them."
         )
-    with np.load(directory.parent / results["predictions"].iloc[0]) as first:
-        num_classes = int(first["logits"].shape[1])
-        class_names = (
-            first["class_names"].tolist()
-            if "class_names" in first.files
-            else [str(c) for c in range(num_classes)]
-        )
+    num_classes, class_names = _classes(directory.parent, results.iloc[0])
     results["collapsed"] = results["accuracy"] < collapse_threshold(num_classes)
     results["label"] = [
         "teacher"
@@ -148,6 +133,75 @@ def load_sweep(
         eval_settings=known["evals"].get(chosen_eval, {}),
         notes=notes,
     )
+
+
+def describe(row) -> str:
+    """A results.csv row's model, as error messages name it."""
+    temperature = f" T={float(row['temperature']):g}" if row["role"] == "distilled" else ""
+    return (
+        f"the {row['role']} {row['arch']} seed={row['seed']}{temperature} (model_key "
+        f"{row['model_key']}) of experiment {row['experiment']}"
+    )
+
+
+def _classes(outputs: Path, row) -> tuple[int, list[str]]:
+    """The number of classes (the logits' width) and their names, from one model's predictions."""
+    path = outputs / row["predictions"]
+    with readable(path, describe(row)), np.load(path, allow_pickle=False) as first:
+        num_classes = int(first["logits"].shape[1])
+        names = first["class_names"].tolist() if "class_names" in first.files else None
+    return num_classes, names or [str(c) for c in range(num_classes)]
+
+
+REQUIRED = ["experiment", "dataset", "role", "arch", "seed", "model_key", "accuracy", "predictions"]
+
+
+def _check_table(results: pd.DataFrame, path: Path) -> None:
+    """The contract's columns, and rows with what the analyses read: a row that lacks it was cut
+    short or edited, a KdfairError naming its line (the header is line 1), model and fix."""
+    missing = [c for c in IDENTITY + ["accuracy"] + TRAILING if c not in results.columns]
+    if missing:
+        raise KdfairError(
+            f"{path} lacks the columns {missing}; it was not written by kdfair train."
+        )
+    if results.empty:
+        raise KdfairError(f"{path} has no rows yet; run `kdfair train` first.")
+    problems = _row_problems(results)
+    if not problems:
+        return
+    index, problem = problems[0]
+    key = results.at[index, "model_key"]
+    model = f" (model_key {key})" if isinstance(key, str) else ""
+    more = f" ({len(problems) - 1} more such rows)" if len(problems) > 1 else ""
+    raise KdfairError(
+        f"{path} line {index + 2}{model} has {problem}: it was cut short or edited{more}. If "
+        "it is a copy, copy results.csv again; else delete that line and rerun the `kdfair "
+        "train` command that wrote it, which appends the row again (its models are reused)."
+    )
+
+
+def _row_problems(results: pd.DataFrame) -> list[tuple[int, str]]:
+    """(index, problem) of each row without its identity, a known role, a whole-number seed, an
+    accuracy in [0, 1], a .npz predictions path or (distilled) a temperature > 0."""
+    number = {c: pd.to_numeric(results[c], errors="coerce") for c in ("seed", "accuracy")}
+    checks = {
+        f"a role not in {list(ROLES)}": ~results["role"].isin(ROLES),
+        "a seed that is not a whole number": number["seed"].mod(1).ne(0),
+        "an accuracy not in [0, 1]": ~number["accuracy"].between(0, 1),
+        "a predictions path that is not a .npz file": ~results["predictions"]
+        .astype(str)
+        .str.endswith(".npz"),
+        "no temperature > 0 for a distilled model": (results["role"] == "distilled")
+        & ~(pd.to_numeric(results["temperature"], errors="coerce") > 0),
+    }
+    empty = results[REQUIRED].isna()
+    bad = empty.any(axis=1) | pd.concat(checks.values(), axis=1).any(axis=1)
+    problems = []
+    for i in results.index[bad]:
+        missing = [c for c in REQUIRED if empty.at[i, c]]
+        problem = "no " + ", ".join(missing) if missing else None
+        problems.append((i, problem or next(text for text, mask in checks.items() if mask[i])))
+    return problems
 
 
 def _one_eval(
