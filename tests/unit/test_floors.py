@@ -1,4 +1,4 @@
-"""Permutation floors of DPD and EOD: equal to a plain loop, and what they say under a known truth."""
+"""Permutation floors of DPD and EOD: equal to a plain loop, and right under a known truth."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from kdfair.analysis.load import Sweep
+from kdfair.metrics.catalog import scale as metric_scale
 
 REFERENCE_STYLE = {"teacher": ("tab:green", "teacher"), "student": ("tab:gray", "NDS")}
 LABEL_STYLE = ("black", "test labels")
@@ -33,7 +34,6 @@ def metric_vs_temperature(
     titles: list[str],
     path: Path,
     *,
-    percent: bool = True,
     label_lines: dict[str, tuple[float, float, float]] | None = None,
 ) -> Path:
     """One panel per metric: the DS mean against T with its 95% interval (summary.csv's
@@ -45,11 +45,11 @@ def metric_vs_temperature(
 
     Temperatures where some seed collapsed (accuracy near chance) are marked with a red x.
     """
-    scale = 100.0 if percent else 1.0
     fig = Figure(figsize=(4.2 * len(metrics), 3.4))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     distilled = summary[summary.role == "distilled"].sort_values("temperature")
     for ax, metric, title in zip(axes, metrics, titles, strict=True):
+        scale = metric_scale(metric)  # % for fractions (kdfair.metrics.catalog)
         for role, (color, label) in REFERENCE_STYLE.items():
             rows = summary[summary.role == role]
             if len(rows) and pd.notna(rows[f"{metric}_mean"].iloc[0]):
@@ -78,7 +78,7 @@ def metric_vs_temperature(
                 t[bad], mean[bad], "x", color="red", markersize=10, mew=2, label="collapsed seed(s)"
             )
         ax.set_xlabel("temperature T")
-        ax.set_ylabel(f"{title} (%)" if percent else title)
+        ax.set_ylabel(f"{title} (%)" if scale == 100 else title)
         ax.set_title(title)
         ax.legend(fontsize=7)
     return _save(fig, path)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from kdfair.analysis.load import COLLAPSE_MARGIN, Sweep
+from kdfair.metrics.catalog import scale as metric_scale
 
 LABEL_LINE = "test labels (a perfect classifier)"
 
@@ -18,9 +19,10 @@ def table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def cell(row: pd.Series, metric: str, *, percent: bool = True, digits: int = 2) -> str:
-    """'mean ± std [ci_low, ci_high]' of one summary.csv row ('n/a' when undefined)."""
-    scale = 100.0 if percent else 1.0
+def cell(row: pd.Series, metric: str, *, digits: int = 2) -> str:
+    """'mean ± std [ci_low, ci_high]' of one summary.csv row ('n/a' when undefined), in % where
+    the metric is a fraction (kdfair.metrics.catalog)."""
+    scale = metric_scale(metric)
     mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
     if pd.isna(mean):
         return "n/a"
@@ -186,8 +188,8 @@ def individual_section(summary) -> list[str]:
     rows = [
         {
             "model": population_label(row) + collapse_mark(row),
-            "individual fairness": cell(row, "individual_fairness", percent=False, digits=4),
-            "kNN consistency": cell(row, "consistency", percent=False, digits=4),
+            "individual fairness": cell(row, "individual_fairness", digits=4),
+            "kNN consistency": cell(row, "consistency", digits=4),
         }
         for _, row in summary.iterrows()
     ]

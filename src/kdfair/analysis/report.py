@@ -152,7 +152,6 @@ def _figures(
                         ["individual_fairness", "consistency"],
                         ["individual fairness (lower is fairer)", "kNN consistency"],
                         out / "individual_fairness.png",
-                        percent=False,
                     ),
                 )
             )
