@@ -15,9 +15,12 @@ MIN_SEEDS = 2  # a Welch t-test needs two models per population
 
 def summary(sweep: Sweep, replicates: dict[int, dict] | None = None, seed: int = 0) -> pd.DataFrame:
     """One row per (role, temperature): n, n_collapsed, and <metric>_mean/_std over seeds, with
-    <metric>_ci_low/_ci_high: the two-level bootstrap interval of the mean (seeds, then test
-    examples) where `replicates` (row index -> {metric: replicates}) has the metric, else the
-    seed-level one (kdfair.analysis.bootstrap)."""
+    <metric>_ci_low/_ci_high: the 95% interval of the population mean, a t interval over seeds
+    widened by the test split's noise shared by every seed (bootstrap.population_interval) where
+    `replicates` (row index -> {metric: replicates}) has the metric for every seed, else the t
+    interval over seeds alone (bootstrap.seed_interval), held at >= 0 except for a <metric>_excess
+    (metric minus its permutation floor). The intervals are deterministic: `seed` is accepted for
+    callers and not used."""
     replicates = replicates or {}
     frame = sweep.results.assign(temperature=sweep.results["temperature"].fillna(-1.0))
     metrics = sweep.metric_columns
@@ -25,7 +28,7 @@ def summary(sweep: Sweep, replicates: dict[int, dict] | None = None, seed: int =
     table = grouped[metrics].agg(["mean", "std"])
     table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
     for metric in metrics:
-        bounds = [_population_interval(rows, metric, replicates, seed) for _, rows in grouped]
+        bounds = [_population_interval(rows, metric, replicates) for _, rows in grouped]
         table[f"{metric}_ci_low"] = [low for low, _ in bounds]
         table[f"{metric}_ci_high"] = [high for _, high in bounds]
     table = table[[f"{m}_{s}" for m in metrics for s in ("mean", "std", "ci_low", "ci_high")]]
@@ -39,17 +42,19 @@ def summary(sweep: Sweep, replicates: dict[int, dict] | None = None, seed: int =
     ).reset_index(drop=True)
 
 
-def _population_interval(rows: pd.DataFrame, metric: str, replicates, seed: int):
+def _population_interval(rows: pd.DataFrame, metric: str, replicates):
     values = rows[metric].to_numpy(float)
     known = [replicates.get(i, {}).get(metric) for i in rows.index]
-    if all(r is not None for r in known) and np.isfinite(values).any():
-        return population_interval(np.stack(known), float(np.nanmean(values)), seed=seed)
-    return seed_interval(values, seed=seed)
+    if all(r is not None for r in known):
+        return population_interval(values, np.stack(known))
+    # an excess over the permutation floor (metric - floor) can be negative; the rest are >= 0
+    bounds = (-np.inf, np.inf) if metric.endswith("_excess") else (0.0, np.inf)
+    return seed_interval(values, bounds=bounds)
 
 
 def model_intervals(sweep: Sweep, replicates: dict[int, dict]) -> pd.DataFrame:
     """One row per model: label, seed, model_key and, per bootstrapped metric, its value with
-    <metric>_ci_low/_ci_high over test examples."""
+    <metric>_ci_low/_ci_high over test examples (bootstrap.corrected_interval)."""
     rows = []
     for index, row in sweep.results.iterrows():
         out = {"model": row["label"], "seed": row["seed"], "model_key": row["model_key"]}
