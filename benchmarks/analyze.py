@@ -3,7 +3,8 @@
 A synthetic Trifeature-shaped sweep: 5 seeds x (teacher, NDS, 13 distilled students at T = 1..10,
 20, 30, 40) = 75 models, 10,000 test examples, 10 classes, colour and texture with 10 groups each,
 recipes recorded as `kdfair train` records them. Times `kdfair.analysis.analyze` end to end
-(claims, 1,000 bootstrap resamples per model and population, class-wise tests, figures, report)
+(seed-level claims, 1,000 bootstrap resamples per model, permutation floors of every DPD and EOD
+with 200 shuffles, class-wise tests, figures, report)
 and writes benchmarks/ANALYZE.md.
 """
 
@@ -88,7 +89,8 @@ def main() -> None:
         "",
         f"`kdfair analyze` of a {SEEDS * (2 + len(TEMPERATURES))}-model sweep (5 seeds x teacher, "
         f"NDS and T = {', '.join(map(str, TEMPERATURES))}) with {N:,} test examples, 10 classes, "
-        "2 attributes of 10 groups, 1,000 bootstrap resamples: "
+        "2 attributes of 10 groups, 1,000 bootstrap resamples, 200 permutation shuffles per "
+        "attribute for the floors: "
         f"**{median:.1f} s** (median of {REPEATS}; runs: "
         f"{', '.join(f'{s:.1f}' for s in seconds)} s).",
         "",

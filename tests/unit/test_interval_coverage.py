@@ -23,8 +23,8 @@ import pytest
 from scipy import stats
 
 from kdfair.analysis.bootstrap import (
-    _group_metrics,
     corrected_interval,
+    group_metrics_from_counts,
     population_interval,
     seed_interval,
 )
@@ -65,7 +65,7 @@ def eod_of_cells(cells: np.ndarray) -> np.ndarray:
     hits = cells[..., 1]
     predicted = hits + np.roll(cells[..., 0], 1, axis=2)
     size = positives.sum(-1, keepdims=True)
-    return _group_metrics(size, positives, predicted, hits)[1].reshape(lead)
+    return group_metrics_from_counts(size, positives, predicted, hits)[1].reshape(lead)
 
 
 def model_trials(rates, per_cell, trials, resamples, seed):
@@ -162,7 +162,7 @@ def seed_metrics(cells: np.ndarray, kind: str) -> np.ndarray:
     wrong = positives - right
     predicted = right + wrong[..., ::-1]  # a binary error predicts the other class
     size = positives.sum(-1, keepdims=True)
-    return _group_metrics(size, positives, predicted, right)[1].reshape(*lead, SEEDS)
+    return group_metrics_from_counts(size, positives, predicted, right)[1].reshape(*lead, SEEDS)
 
 
 def population_trials(kind, seed_sd, shared, trials, resamples, seed, per_cell=500):

@@ -169,7 +169,7 @@ class _Cells:
             size = cells[:, start : start + groups][:, :, None]
             block = cells[:, start + groups : start + groups + 3 * groups * self.num_classes]
             positives, predicted, hits = (part.reshape(shape) for part in np.split(block, 3, 1))
-            out[f"dpd_{attr}"], out[f"eod_{attr}"] = _group_metrics(
+            out[f"dpd_{attr}"], out[f"eod_{attr}"] = group_metrics_from_counts(
                 size, positives, predicted, hits
             )
         return out
@@ -180,8 +180,15 @@ def _spread(rates: np.ndarray) -> np.ndarray:
     return rates.max(axis=1) - rates.min(axis=1)
 
 
-def _group_metrics(size, positives, predicted, hits) -> tuple[np.ndarray, np.ndarray]:
-    """(DPD, EOD) per replicate from (resamples, groups, classes) weighted cell counts."""
+def group_metrics_from_counts(size, positives, predicted, hits) -> tuple[np.ndarray, np.ndarray]:
+    """(DPD, EOD) per row from (rows, groups, classes) weighted cell counts (a row is a bootstrap
+    replicate here, a shuffle in kdfair.analysis.floors):
+
+        DPD = (1/C) sum_c [max_a sel[a, c] - min_a sel[a, c]],  sel = predicted / size
+        EOD = (1/C) sum_c max(spread_a tpr[a, c], spread_a fpr[a, c]),
+              tpr = hits / positives,  fpr = (predicted - hits) / (size - positives)
+
+    NaN where a rate is undefined (an empty cell)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         selection = predicted / size
         tpr = hits / positives

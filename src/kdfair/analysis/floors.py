@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kdfair.analysis.bootstrap import _group_metrics as group_metrics_from_counts
+from kdfair.analysis.bootstrap import group_metrics_from_counts
 from kdfair.analysis.load import Sweep
 from kdfair.metrics.catalog import FLOOR_SUFFIXES, floored
 from kdfair.predict import Predictions
