@@ -7,7 +7,7 @@ recipe brings the teacher and NDS recipes that match it). For each sweep the rep
 - the settings that differ from the other sweeps, read from the recipes and eval settings stored
   beside results.csv (recipes.json), never typed by hand;
 - accuracy and every fairness metric per population (teacher, NDS, DS at each T) as mean over
-  seeds with its 95% two-level bootstrap interval (kdfair.analysis.bootstrap), and one figure
+  seeds with its 95% interval (kdfair.analysis.bootstrap), and one figure
   per metric with a line per sweep;
 - the claims of kdfair.analysis.claims, one verdict column per sweep.
 
@@ -247,8 +247,9 @@ def compare(
         + "; ".join(
             f"**{c.name}** ({len(c.sweep.results)} models, `{c.sweep.directory}`)" for c in compared
         )
-        + ". Values are means over seeds in % with [95% bootstrap interval: seeds, then test "
-        "examples].",
+        + ". Values are means over seeds (in % for fractions) with [95% interval: t over seeds, "
+        "widened by the test-split noise all seeds share]. Each DPD/EOD also appears as its "
+        "permutation floor and its excess over the floor (kdfair.analysis.floors).",
         "",
         "## Settings that differ",
         "",

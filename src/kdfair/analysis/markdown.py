@@ -57,8 +57,9 @@ def header(sweep: Sweep, experiment: str) -> list[str]:
         "",
         f"{len(results)} models from `{sweep.directory / 'results.csv'}`; {sweep.num_classes} "
         f"classes; seeds per model: {', '.join(f'{k} {v}' for k, v in seeds.items())}. "
-        f"Recipes: {recipe}; eval {sweep.eval}. Values are mean ± std over seeds "
-        "[95% bootstrap interval of the mean: seeds, then test examples], in % unless noted.",
+        f"Recipes: {recipe}; eval {sweep.eval}. Values are mean ± std over seeds [95% interval "
+        "of the mean: t over seeds, widened by the test-split noise all seeds share; a single "
+        "model's: bootstrap over test examples], in % unless noted.",
         "",
     ]
     lines += [f"- {note}" for note in sweep.notes] + ([""] if sweep.notes else [])
@@ -150,7 +151,7 @@ def group_section(summary, attributes, labels: pd.DataFrame | None) -> list[str]
                 name = metric[:3].upper() + f" ({attr})"
                 entry[name] = cell(row, metric)
                 if f"{metric}_floor_mean" in row:
-                    entry[f"{name} floor"] = cell(row, f"{metric}_floor", digits=1)
+                    entry[f"{name} floor"] = cell(row, f"{metric}_floor")
                     entry[f"{name} excess"] = cell(row, f"{metric}_excess")
         rows.append(entry)
     lines = [
@@ -167,7 +168,8 @@ def group_section(summary, attributes, labels: pd.DataFrame | None) -> list[str]
     ]
     if labels is not None and len(labels):
         value = labels.set_index("metric")["value"]
-        label_row = {"model": LABEL_LINE, "accuracy": "100.00"}
+        label_row = dict.fromkeys(rows[0], "")  # no floor or excess: nothing was predicted
+        label_row.update({"model": LABEL_LINE, "accuracy": "100.00"})
         for attr in attributes:
             label_row[f"EOD ({attr})"] = "0.00"
             label_row[f"DPD ({attr})"] = (
