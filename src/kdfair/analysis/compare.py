@@ -193,7 +193,7 @@ def _figure(compared: list[Compared], metric: str, path: Path) -> Path:
             ax.axhline(nds[f"{metric}_mean"].iloc[0] * factor, color=colour, ls="--", lw=1)
     if any(c.summary["temperature"].max() > 10 for c in compared):
         ax.set_xscale("log")
-    ax.set_xlabel("temperature T (dashed: each sweep's NDS; dotted: DS permutation floor)")
+    ax.set_xlabel("T (dashed: each sweep's NDS; dotted: its DS floor)")
     ax.set_ylabel(f"{metric} (%)" if factor == 100 else metric)
     ax.set_title(metric)
     ax.legend(fontsize=7)
