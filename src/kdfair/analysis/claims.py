@@ -157,7 +157,7 @@ class _Claims:
             estimate=worst["estimate"],
             p=p_max,
             seeds=min(r["n_seeds"] for r in rows),
-            models=max(r["n_models"] for r in rows),
+            models=self.view.count(*temperatures, reference),
         )
 
     def trend(self, claim, metric, *, falls: bool) -> dict:

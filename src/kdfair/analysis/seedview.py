@@ -71,6 +71,10 @@ class SeedView:
             out.setdefault(int(seed), []).append(i)
         return out
 
+    def count(self, *labels: Label) -> int:
+        """How many distinct models make up these populations."""
+        return len({i for label in labels for rows in self.members(label).values() for i in rows})
+
     def _column(self, metric: str) -> dict[int, float]:
         if metric not in self._columns:
             self._columns[metric] = self.rows[metric].astype(float).to_dict()
