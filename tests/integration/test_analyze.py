@@ -130,6 +130,15 @@ def test_analyze_cli_and_its_errors(tmp_path):
     result = run_kdfair(tmp_path, tmp_path, "analyze", str(experiment), "--correction", "holm")
     assert result.returncode == 0, result.stderr
     assert "correction: holm" in result.stdout
+    assert "Correction: Holm over the" in result.stdout  # the claims table's, by default
+    uncorrected = run_kdfair(
+        tmp_path, tmp_path, "analyze", str(experiment), "--claims-correction", "none"
+    )
+    assert uncorrected.returncode == 0, uncorrected.stderr
+    claims = pd.read_csv(experiment / "analysis" / "claims.csv")
+    assert claims["p_adjusted"].equals(claims["p_value"])
+    wrong = run_kdfair(tmp_path, tmp_path, "analyze", str(experiment), "--claims-correction", "x")
+    assert wrong.returncode == 2 and "--claims-correction" in wrong.stderr
     missing = run_kdfair(tmp_path, tmp_path, "analyze", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "No results.csv" in missing.stderr
     assert "Traceback" not in missing.stderr
