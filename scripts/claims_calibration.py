@@ -16,13 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.fixtures.metric_tables import as_sweep, metric_table  # noqa: E402
-
-from kdfair.analysis.claims import claims  # noqa: E402
+from tests.fixtures.metric_tables import verdict_rates  # noqa: E402
 
 SCENARIOS = {
     "seed null": {"mean_slope": 0.0, "slope_sd": 0.02},
@@ -37,15 +34,10 @@ SCENARIOS = {
 
 
 def rates(sweeps: int, seed: int, settings: dict) -> pd.Series:
-    rng = np.random.default_rng(seed)
-    tables = [
-        claims(as_sweep(metric_table(rng, **settings)), correction="none") for _ in range(sweeps)
-    ]
-    stacked = pd.concat(tables, ignore_index=True)
-    testable = stacked[stacked["verdict"] != "not testable"]
-    hits = testable["verdict"].isin(["held", "reversed"])
-    claim = testable["claim"].str.replace(r" \(T=.*\)", " (per T)", regex=True)
-    return hits.groupby([claim, testable["metric"]]).mean()
+    """verdict_rates with the per-T comparisons pooled into one row per claim."""
+    by_row = verdict_rates(sweeps, seed, **settings)
+    claim = by_row.index.get_level_values(0).str.replace(r" \(T=.*\)", " (per T)", regex=True)
+    return by_row.groupby([claim, by_row.index.get_level_values(1)]).mean()
 
 
 def main() -> None:

@@ -16,24 +16,12 @@ import pandas as pd
 import pytest
 
 from kdfair.analysis.claims import claims
-from tests.fixtures.metric_tables import as_sweep, metric_table
+from tests.fixtures.metric_tables import as_sweep, metric_table, verdict_rates
 
 SEED_NULL = {"mean_slope": 0.0, "slope_sd": 0.02}
 ACCURACY_NULL = {"accuracy_slope": -0.03, "excess_slope": 0.0}
 FAST_TEMPERATURES = (1, 2, 4, 7, 10, 20)
 MAX_RATE = 0.075
-
-
-def _rates(sweeps: int, seed: int, **settings) -> pd.Series:
-    """(claim, metric) -> share of sweeps whose verdict was held or reversed (raw p)."""
-    rng = np.random.default_rng(seed)
-    tables = [
-        claims(as_sweep(metric_table(rng, **settings)), correction="none") for _ in range(sweeps)
-    ]
-    stacked = pd.concat(tables, ignore_index=True)
-    testable = stacked[stacked["verdict"] != "not testable"]
-    hits = testable["verdict"].isin(["held", "reversed"])
-    return hits.groupby([testable["claim"], testable["metric"]]).mean()
 
 
 def _kind(claim: str) -> str:
@@ -43,7 +31,7 @@ def _kind(claim: str) -> str:
 def test_seed_specific_slopes_with_mean_zero_are_not_a_trend_fast():
     """200 sweeps at six temperatures: the default run's guard against pooled models (pooled
     over models, the trend claims said held or reversed in about a fifth of such sweeps)."""
-    rates = _rates(200, 1, temperatures=FAST_TEMPERATURES, **SEED_NULL)
+    rates = verdict_rates(200, 1, temperatures=FAST_TEMPERATURES, **SEED_NULL)
     trend = rates.xs("fairness_improves_with_T", level="claim")
     assert (trend <= MAX_RATE).all(), trend
     # At 200 sweeps a single rate's standard error is 0.015, so of ~20 rows one may pass 0.075
@@ -54,7 +42,7 @@ def test_seed_specific_slopes_with_mean_zero_are_not_a_trend_fast():
 
 @pytest.mark.slow
 def test_every_claim_kind_is_calibrated_under_the_seed_null():
-    rates = _rates(400, 2, **SEED_NULL)
+    rates = verdict_rates(400, 2, **SEED_NULL)
     assert {_kind(c) for c, _ in rates.index} >= {
         "teacher_more_accurate_than_nds",
         "ds_more_accurate_than_nds",
@@ -72,7 +60,7 @@ def test_every_claim_kind_is_calibrated_under_the_seed_null():
     "sweeps", [pytest.param(150, id="fast"), pytest.param(400, id="400", marks=pytest.mark.slow)]
 )
 def test_falling_accuracy_with_group_blind_errors_moves_raw_eod_not_its_excess(sweeps):
-    rates = _rates(sweeps, 3, temperatures=FAST_TEMPERATURES, **ACCURACY_NULL)
+    rates = verdict_rates(sweeps, 3, temperatures=FAST_TEMPERATURES, **ACCURACY_NULL)
     excess = rates[[m.endswith("_excess") for _, m in rates.index]]
     assert len(excess) >= 3
     # 400 sweeps: each rate; the fast run's 150 (standard error 0.018): their mean.
