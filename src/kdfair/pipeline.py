@@ -18,11 +18,11 @@ from omegaconf import DictConfig
 from kdfair import distributed
 from kdfair.data import Split
 from kdfair.factories import build_dataset
+from kdfair.jobmodels import JobModel, epochs_to_train, job_models
 from kdfair.measure import TrainedModel, check_input_space, record
-from kdfair.plan import epochs_to_train
 from kdfair.progress import JobProgress
 from kdfair.provision import Workshop, ensure_embedding, obtain, obtain_distilled
-from kdfair.settings import Settings, common_spec, resolve_device, switch
+from kdfair.settings import Settings, resolve_device, switch
 from kdfair.store import ModelStore
 from kdfair.training import Speed, check_keep
 from kdfair.validate import validate
@@ -32,19 +32,21 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     """Train (or reuse) every model of one job and append their rows to results.csv."""
     settings = validate(cfg)
     shop = workshop(settings)
+    needed = job_models(settings, distributed.world_size())  # the one list (plan reads it too)
     job = JobProgress(
-        models=2 + len(settings.distill.temperatures),
-        epochs_left=epochs_to_train(settings, shop.store),  # every rank (store.find is collective)
+        models=len(needed.trained()),
+        # every rank (store.find is collective)
+        epochs_left=epochs_to_train(needed.trained(), shop.store),
     )
 
-    teacher = obtain(shop, "teacher", settings.teacher, settings.teacher_seed)
+    teacher = obtain(shop, needed.teacher)
     job.done(epochs_trained=trained_epochs([teacher]))
-    student = obtain(shop, "student", settings.student, settings.seed)
+    student = obtain(shop, needed.student)
     job.done(epochs_trained=trained_epochs([student]))
-    distilled = obtain_distilled(shop, teacher, settings.student, settings.seed, settings.distill)
+    distilled = obtain_distilled(shop, teacher, needed.distilled, fused=settings.distill.fused)
     job.done(len(distilled), epochs_trained=trained_epochs(distilled))
 
-    reference = reference_teacher(shop, settings, teacher)  # every DDP rank takes part
+    reference = reference_teacher(shop, needed.reference, teacher)  # every DDP rank takes part
     models = [teacher, student, *distilled]
     # Rank 0 measures and writes; the other ranks wait for it (and get its summary or error).
     return distributed.from_main(lambda: record(settings, shop.data, models, teacher, reference))
@@ -79,7 +81,6 @@ def workshop(settings: Settings) -> Workshop:
             channels_last=switch(hardware.channels_last, auto=data.modality == "image"),
             compile=hardware.compile,
         ),
-        common=common_spec(settings, distributed.world_size()),
         eval_batch_size=int(settings.evaluation["batch_size"]),
         eval_every_epoch=bool(settings.evaluation["every_epoch"]),
         keep=settings.checkpoint,
@@ -87,15 +88,12 @@ def workshop(settings: Settings) -> Workshop:
 
 
 def reference_teacher(
-    shop: Workshop, settings: Settings, teacher: TrainedModel
+    shop: Workshop, reference: JobModel | None, teacher: TrainedModel
 ) -> TrainedModel | None:
     """The teacher whose features define individual fairness's neighbourhoods: that of seed
     `eval.individual.reference_seed`, whatever this job's seed (None when not needed)."""
-    individual = settings.individual
-    if not individual["enabled"] or individual["space"] != "teacher":
+    if reference is None:
         return None
-    reference = teacher
-    if teacher.spec["seed"] != individual["reference_seed"]:
-        reference = obtain(shop, "teacher", settings.teacher, int(individual["reference_seed"]))
-    ensure_embedding(shop, reference)  # a model first trained in another role has none yet
-    return reference
+    found = teacher if reference.key == teacher.entry.key else obtain(shop, reference)
+    ensure_embedding(shop, found)  # a model first trained in another role has none yet
+    return found

@@ -2,10 +2,10 @@
 
 The command line is expanded into jobs as Hydra's basic sweeper expands it (with `-m`: the
 config's `hydra.sweeper.params`, then the command line's comma lists), each job's config is
-composed and checked as `kdfair train` does, and each model's spec (kdfair.settings.model_spec)
-gives its store key. A model is then *stored* (its entry is complete), *in progress* (a job
-holds its training lock, or its `train.ckpt` records finished epochs) or *missing*. Keys are
-those of a one-process run: a torchrun job's models carry its process count in their keys.
+composed and checked as `kdfair train` does, and its models are those the pipeline obtains
+(kdfair.jobmodels.job_models, the one list), each with its state in the store: *stored*, *in
+progress* or *missing*. Keys are those of a one-process run: a torchrun job's models carry its
+process count in their keys.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 import pandas as pd
 
 from kdfair.errors import KdfairError
-from kdfair.settings import Settings, common_spec, model_spec
-from kdfair.store import ModelStore, model_key
+from kdfair.jobmodels import IN_PROGRESS, MISSING, STORED, job_models, state
+from kdfair.store import ModelStore
 
-STORED, IN_PROGRESS, MISSING = "stored", "in progress", "missing"
+__all__ = ["IN_PROGRESS", "MISSING", "STORED", "Plan", "PlannedModel", "format_plan", "plan"]
 
 
 @dataclass(frozen=True)
@@ -64,77 +64,6 @@ def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
     return jobs
 
 
-def models_of(settings: Settings, *, with_reference: bool = True) -> list[tuple[str, dict]]:
-    """(role, spec) of every model one job uses, in the order the pipeline obtains them (the
-    reference teacher of individual fairness last, where it is needed and `with_reference`)."""
-    common = common_spec(settings)
-    teacher = model_spec(common, settings.teacher, settings.teacher_seed)
-    needed = [
-        ("teacher", teacher),
-        ("student", model_spec(common, settings.student, settings.seed)),
-    ]
-    needed += [
-        (
-            "distilled",
-            model_spec(
-                common,
-                settings.student,
-                settings.seed,
-                teacher_key=model_key(teacher),
-                temperature=t,
-                distill=settings.distill,
-            ),
-        )
-        for t in settings.distill.temperatures
-    ]
-    individual = settings.individual
-    if with_reference and individual["enabled"] and individual["space"] == "teacher":
-        reference = model_spec(common, settings.teacher, int(individual["reference_seed"]))
-        needed.append(("teacher", reference))  # individual fairness's reference teacher
-    return needed
-
-
-def progress(store: ModelStore, key: str) -> tuple[str, int]:
-    """(status, finished epochs) of one model in the store; reads, never writes."""
-    if store.find(key) is not None:
-        return STORED, 0
-    done = 0
-    checkpoint = store.folder(key) / "train.ckpt"
-    if checkpoint.is_file():
-        import torch
-
-        try:
-            done = int(torch.load(checkpoint, map_location="cpu", weights_only=True)["epoch"])
-        except Exception:  # noqa: BLE001 - being replaced right now; the next look reads it
-            done = 0
-        return IN_PROGRESS, done
-    return (IN_PROGRESS if _lock_held(store.root / f"{key}.lock") else MISSING), done
-
-
-def epochs_to_train(settings: Settings, store: ModelStore) -> int:
-    """The epochs a job's teacher, NDS and distilled students still need (the progress line)."""
-    total = 0
-    for _, spec in models_of(settings, with_reference=False):
-        status, done = progress(store, model_key(spec))
-        total += 0 if status == STORED else int(spec["optim"]["epochs"]) - done
-    return total
-
-
-def _lock_held(path: Path) -> bool:
-    """Whether a job holds this training lock (a lock file alone may be left over)."""
-    if not path.exists():
-        return False
-    from filelock import FileLock, Timeout
-
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        return True
-    lock.release()
-    return False
-
-
 @dataclass(frozen=True)
 class Plan:
     jobs: int
@@ -158,19 +87,18 @@ def plan(overrides: list[str], *, multirun: bool = False) -> Plan:
     for job, job_args in enumerate(jobs):
         settings = validate(compose_train(job_args))
         store = ModelStore(settings.paths.models)
-        for role, spec in models_of(settings):
-            key = model_key(spec)
-            if key in planned:
+        for model in job_models(settings).every():
+            if model.key in planned:
                 continue
-            status, done = progress(store, key)
-            planned[key] = PlannedModel(
+            status, done = state(store, model.key)
+            planned[model.key] = PlannedModel(
                 job=job,
-                role=role,
-                arch=spec["arch"]["name"],
-                seed=spec["seed"],
-                temperature=spec.get("distill", {}).get("temperature"),
-                key=key,
-                epochs=int(spec["optim"]["epochs"]),
+                role=model.role,
+                arch=model.recipe.name,
+                seed=model.seed,
+                temperature=model.temperature,
+                key=model.key,
+                epochs=model.epochs,
                 status=status,
                 epochs_done=done,
                 store=store.root,

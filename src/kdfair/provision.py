@@ -1,16 +1,18 @@
 """The models a job needs: found in the model store, or trained now and stored.
 
-`obtain` returns one teacher or non-distilled student, `obtain_distilled` one distilled student
-per temperature (with `distill.fused`, the missing ones train together: one data stream and one
-teacher forward pass per batch). Either way the store's `get_or_train` does the locking and
-re-checking, so concurrent jobs train a model once. `ensure_embedding` gives a stored model the
-penultimate features individual fairness needs, whatever role it was first trained for.
+`obtain` returns one teacher or non-distilled student of the job's list of models
+(kdfair.jobmodels), `obtain_distilled` its distilled students (with `distill.fused`, the missing
+ones train together: one data stream and one teacher forward pass per batch). Either way the
+store's `get_or_train` does the locking and re-checking, so concurrent jobs train a model once.
+`ensure_embedding` gives a stored model the penultimate features individual fairness needs,
+whatever role it was first trained for.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -22,11 +24,12 @@ import torch
 from kdfair import distributed
 from kdfair.data import DataBundle
 from kdfair.factories import build_model, build_optimizer, load_model
+from kdfair.jobmodels import JobModel
 from kdfair.measure import TrainedModel
 from kdfair.metrics.accuracy import accuracy, per_class_accuracy
 from kdfair.predict import Predictions, predict
-from kdfair.settings import Distill, Recipe, model_spec
-from kdfair.store import Entry, ModelStore, model_key
+from kdfair.settings import Recipe
+from kdfair.store import Entry, ModelStore
 from kdfair.training import Distillation, Run, Speed, fit_many
 
 log = logging.getLogger(__name__)
@@ -40,69 +43,62 @@ class Workshop:
     store: ModelStore
     device: torch.device
     speed: Speed
-    common: dict  # spec entries of every model: dataset spec, batch size, DDP process count
     eval_batch_size: int
     eval_every_epoch: bool
     keep: str = "last"  # eval.checkpoint: which epoch's weights each model keeps
 
 
-def obtain(shop: Workshop, role: str, recipe: Recipe, seed: int) -> TrainedModel:
-    """The teacher or non-distilled student of `recipe` and `seed`, trained if not stored."""
-    spec = model_spec(shop.common, recipe, seed)
+def obtain(shop: Workshop, model: JobModel) -> TrainedModel:
+    """The teacher or non-distilled student `model`, trained if not stored."""
     ((entry, trained),) = shop.store.get_or_train(
-        [model_key(spec)],
-        lambda folders: _train_and_store(shop, [(folders[0], spec)], role, recipe, None),
-        descriptions=[_describe(role, recipe.name, seed)],
+        [model.key],
+        lambda folders: _train_and_store(
+            shop, [(folders[0], model.spec)], model.role, model.recipe, None
+        ),
+        descriptions=[_describe(model.role, model.recipe.name, model.seed)],
     )
-    return TrainedModel(role, entry, spec, trained)
+    return TrainedModel(model.role, entry, model.spec, trained)
 
 
 def obtain_distilled(
-    shop: Workshop, teacher: TrainedModel, recipe: Recipe, seed: int, distill: Distill
+    shop: Workshop, teacher: TrainedModel, models: Sequence[JobModel], *, fused: bool
 ) -> list[TrainedModel]:
-    """One distilled student of `teacher` per temperature of `distill`, trained if not stored."""
-    specs = [
-        model_spec(
-            shop.common,
-            recipe,
-            seed,
-            teacher_key=teacher.entry.key,
-            temperature=t,
-            distill=distill,
-        )
-        for t in distill.temperatures
-    ]
-    by_key = {model_key(s): s for s in specs}
-    groups = [list(by_key)] if distill.fused else [[key] for key in by_key]
+    """The distilled students `models` of `teacher`, trained (fused when `fused`) if not
+    stored."""
+    if any(m.spec["distill"]["teacher_key"] != teacher.entry.key for m in models):
+        raise RuntimeError("distilled students listed for another teacher than the one obtained")
+    by_key = {m.key: m for m in models}
+    groups = [list(by_key)] if fused else [[key] for key in by_key]
 
     def train(folders: list[Path]) -> None:
-        todo = [(folder, by_key[folder.name]) for folder in folders]  # folder name = key
+        todo = [by_key[folder.name] for folder in folders]  # folder name = key
+        first = todo[0]
         if len(todo) > 1:
-            temps = ",".join(f"{s['distill']['temperature']:g}" for _, s in todo)
             log.info(
                 "distilled %s seed=%d T=%s: training %d students fused",
-                recipe.name,
-                seed,
-                temps,
+                first.recipe.name,
+                first.seed,
+                ",".join(f"{m.temperature:g}" for m in todo),
                 len(todo),
             )
-        _train_and_store(shop, todo, "distilled", recipe, teacher)
+        items = [(folder, m.spec) for folder, m in zip(folders, todo, strict=True)]
+        _train_and_store(shop, items, "distilled", first.recipe, teacher)
 
-    models = []
+    trained_models = []
     for keys in groups:
         outcomes = shop.store.get_or_train(
             keys,
             train,
             descriptions=[
-                _describe("distilled", recipe.name, seed, by_key[k]["distill"]["temperature"])
+                _describe("distilled", by_key[k].recipe.name, by_key[k].seed, by_key[k].temperature)
                 for k in keys
             ],
         )
-        models += [
-            TrainedModel("distilled", entry, by_key[key], trained)
+        trained_models += [
+            TrainedModel("distilled", entry, by_key[key].spec, trained)
             for key, (entry, trained) in zip(keys, outcomes, strict=True)
         ]
-    return models
+    return trained_models
 
 
 def ensure_embedding(shop: Workshop, model: TrainedModel) -> None:
