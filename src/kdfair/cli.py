@@ -33,8 +33,12 @@ commands:
                       e.g. kdfair train +experiment=trifeature_resnet20_lenet5 distill.temperature=4
                       (without +experiment=..., the small demo study: +experiment=demo);
                       kdfair train --help lists the experiments and every setting
-  plan [overrides]    what that train command (-m: sweep) would train, and what is stored,
-                      in progress or missing; trains nothing
+  plan [overrides]    what that train command (-m: sweep; --tune: tune) would train, and
+                      what is stored, in progress or missing; trains nothing
+  tune [overrides]    choose the NDS's and each temperature's learning rate on the validation
+                      split (a grid around the configured lr; --roles teacher,nds,distilled,
+                      tune.grid=[...], tune.seeds=N); writes tuning.csv and an overlay that
+                      `kdfair train tuned=PATH` applies, e.g. kdfair tune dataset.val_fraction=0.2
   analyze DIR         claims, tables, figures and report.md of an experiment folder, e.g.
                       outputs/demo [--normalisation ratio|diff] [--correction none|holm|bh]
                       [--claims-correction holm|bh|none]
@@ -142,10 +146,14 @@ def check_job_overrides(overrides: list[str]) -> None:
     check_demo_choices(overrides)
 
 
-def train(overrides: list[str]) -> int:
+def train(overrides: list[str], task=None) -> int:
+    """Run `task` (default: kdfair.pipeline.run) on each job of `overrides` through Hydra."""
     import hydra  # imported here so `kdfair --help` stays instant
     from omegaconf import DictConfig
 
+    from kdfair.overlay import expand_tuned
+
+    overrides = expand_tuned(overrides)
     check_job_overrides(overrides)
 
     @hydra.main(version_base="1.3", config_path=str(packaged_config_dir()), config_name="train")
@@ -156,7 +164,7 @@ def train(overrides: list[str]) -> int:
 
         try:
             check_experiment_file(dict(HydraConfig.get().runtime.choices))
-            run(cfg)
+            (task or run)(cfg)
         except KdfairError as e:
             log.error("kdfair: error: %s", e)  # to stderr and to the run's log file
             sys.exit(2)
@@ -189,26 +197,85 @@ def train(overrides: list[str]) -> int:
             "hydra.job_logging.root.handlers=[console]",
         ]
     sys.argv = ["kdfair", *overrides]  # Hydra names the program (completion, --help) after it
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()  # `kdfair tune` runs a sweep per stage in one process
     _train()
     distributed.finish()  # under torchrun: every rank done, process group closed
     return 0
 
 
 def plan(args: list[str]) -> int:
-    """`kdfair plan [overrides] [-m]`: every model the job or sweep needs, and its state."""
+    """`kdfair plan [overrides] [-m | --tune]`: every model the job, sweep or tune needs, and
+    its state."""
+    from kdfair.overlay import expand_tuned
+
     multirun = any(a in ("-m", "--multirun") for a in args)
-    overrides = [a for a in args if a not in ("-m", "--multirun")]
+    tuning = "--tune" in args
+    overrides = expand_tuned([a for a in args if a not in ("-m", "--multirun", "--tune")])
+    overrides, roles = _roles_option(overrides)
     flags = [a for a in overrides if a.startswith("-")]
     if flags:
         raise KdfairError(
-            f"kdfair plan takes overrides and -m only, not {flags[0]!r}: e.g. "
+            f"kdfair plan takes overrides, -m and --tune only, not {flags[0]!r}: e.g. "
             "kdfair plan -m +experiment=demo seed=0,1,2."
         )
     check_job_overrides(overrides)
-    from kdfair.plan import format_plan
+    from kdfair.plan import format_plan, plan_tune
     from kdfair.plan import plan as plan_jobs
 
-    print(format_plan(plan_jobs(overrides, multirun=multirun)))
+    if tuning:
+        _check_tune_overrides(overrides)
+        print(format_plan(plan_tune([*overrides, *roles])))
+    else:
+        print(format_plan(plan_jobs(overrides, multirun=multirun)))
+    return 0
+
+
+def _roles_option(args: list[str]) -> tuple[list[str], list[str]]:
+    """`--roles teacher,nds,distilled` (nds: the non-distilled student) as a tune.roles override."""
+    rest, roles = [], []
+    it = iter(args)
+    for arg in it:
+        if arg == "--roles" or arg.startswith("--roles="):
+            value = arg.partition("=")[2] if "=" in arg else next(it, "")
+            names = ["student" if r.strip() == "nds" else r.strip() for r in value.split(",")]
+            roles = [f"tune.roles=[{','.join(names)}]"]
+        else:
+            rest.append(arg)
+    return rest, roles
+
+
+def _check_tune_overrides(overrides: list[str]) -> None:
+    """A tune sweeps learning rates and its own seeds (tune.seeds): no comma sweeps."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    plain = [o for o in overrides if "=" in o and not o.startswith("-")]
+    for override in OverridesParser.create().parse_overrides(plain):
+        if override.is_sweep_override() and not override.key_or_group.startswith("hydra"):
+            raise KdfairError(
+                f"{override.input_line!r} is a sweep: kdfair tune trains one job per tune seed "
+                "(tune.seeds=N) and tunes every temperature of distill.temperature in each; "
+                "give temperatures as a list (distill.temperature=[1,4,10])."
+            )
+
+
+def tune(args: list[str]) -> int:
+    """`kdfair tune [overrides] [--roles ...]`: choose each role's lr on validation."""
+    from kdfair.tuning import run_trials
+    from kdfair.tuning import tune as run_tune
+
+    overrides, roles = _roles_option([a for a in args if a not in ("-m", "--multirun")])
+    flags = [a for a in overrides if a.startswith("-")]
+    if flags:
+        raise KdfairError(
+            f"kdfair tune takes overrides and --roles only, not {flags[0]!r}: e.g. "
+            "kdfair tune dataset.val_fraction=0.2 --roles nds,distilled."
+        )
+    check_job_overrides(overrides)
+    _check_tune_overrides(overrides)
+    command = "kdfair tune " + " ".join(args)
+    run_tune([*overrides, *roles], lambda sweep: train(sweep, task=run_trials), command=command)
     return 0
 
 
@@ -374,9 +441,9 @@ def _remeasure(directory: Path, overrides: list[str]) -> None:
     remeasure(directory, evaluation, test_inputs=test_inputs)
 
 
-COMMANDS = ("train", "plan", "analyze", "compare")
+COMMANDS = ("train", "plan", "tune", "analyze", "compare")
 # Commands whose arguments are Hydra overrides, so the shell completes them like `train`'s.
-OVERRIDE_COMMANDS = ("train", "plan")
+OVERRIDE_COMMANDS = ("train", "plan", "tune")
 
 
 def complete(argv: list[str]) -> int:
@@ -422,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
             return train(rest)
         if command == "plan":
             return plan(rest)
+        if command == "tune":
+            return tune(rest)
         if command == "analyze":
             return analyze(rest)
         if command == "compare":

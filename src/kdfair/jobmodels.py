@@ -10,13 +10,17 @@ A job uses, in this order:
 4. where individual fairness measures in a teacher's feature space, the reference teacher of
    `eval.individual.reference_seed` (often the job's own teacher: the same key).
 
+`kdfair tune` trains trials instead (`tune_models`): per tuned role, one model per learning rate of
+the grid (the distilled students: per temperature and learning rate), each a stored model like any
+other, whose key differs from the study's model only in its learning rate (and the held-out split).
+
 A model is *stored* (its entry is complete), *in progress* (a job holds its training lock, or
 its `train.ckpt` records finished epochs) or *missing*.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from kdfair.settings import Recipe, Settings, common_spec, model_spec
@@ -30,6 +34,9 @@ class JobModel:
     role: str  # teacher, student (the NDS) or distilled
     recipe: Recipe  # how it is built and trained
     spec: dict  # kdfair.settings.model_spec: what its store key hashes
+    # Settings chosen for this population that its recipe names instead of the student_optim
+    # ones they replace (kdfair.recipes.recipe_settings): nds_optim.*, or distill.lr
+    chosen: dict = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -46,6 +53,10 @@ class JobModel:
     @property
     def epochs(self) -> int:
         return int(self.spec["optim"]["epochs"])
+
+    @property
+    def lr(self) -> float:
+        return float(self.spec["optim"]["optimizer"]["lr"])
 
 
 @dataclass(frozen=True)
@@ -67,20 +78,17 @@ class JobModels:
 def job_models(settings: Settings, processes: int = 1) -> JobModels:
     """The models of one job (see the module docstring); `processes`: the DDP process count,
     which enters every key when above one."""
-    common = common_spec(settings, processes)
-
-    def model(role: str, recipe: Recipe, seed: int, **distilled) -> JobModel:
-        return JobModel(role, recipe, model_spec(common, recipe, seed, **distilled))
-
+    model = _maker(settings, processes)
     teacher = model("teacher", settings.teacher, settings.teacher_seed)
+    lrs = settings.distill.lr
+    chosen = (
+        {}
+        if lrs is None
+        else {"distill.lr": ", ".join(f"{t:g}: {v:g}" for t, v in sorted(lrs.items()))}
+    )
     distilled = tuple(
-        model(
-            "distilled",
-            settings.student,
-            settings.seed,
-            teacher_key=teacher.key,
-            temperature=t,
-            distill=settings.distill,
+        replace(
+            _distilled(model, settings, teacher, t, settings.distilled_recipe(t)), chosen=chosen
         )
         for t in settings.distill.temperatures
     )
@@ -90,10 +98,86 @@ def job_models(settings: Settings, processes: int = 1) -> JobModels:
         reference = model("teacher", settings.teacher, int(individual["reference_seed"]))
     return JobModels(
         teacher=teacher,
-        student=model("student", settings.student, settings.seed),
+        student=replace(model("student", settings.nds, settings.seed), chosen=settings.nds_optim),
         distilled=distilled,
         reference=reference,
     )
+
+
+def _maker(settings: Settings, processes: int):
+    """model(role, recipe, seed, **distilled) -> JobModel, with the job's common spec."""
+    common = common_spec(settings, processes)
+
+    def model(role: str, recipe: Recipe, seed: int, **distilled) -> JobModel:
+        return JobModel(role, recipe, model_spec(common, recipe, seed, **distilled))
+
+    return model
+
+
+def _distilled(model, settings: Settings, teacher: JobModel, t: float, recipe: Recipe) -> JobModel:
+    return model(
+        "distilled",
+        recipe,
+        settings.seed,
+        teacher_key=teacher.key,
+        temperature=t,
+        distill=settings.distill,
+    )
+
+
+TUNE_STAGES = ("teacher", "students")  # kdfair tune's teacher trials come first, if tuned
+
+
+@dataclass(frozen=True)
+class TuneModels:
+    """The models one seed's tune job trains: the trials of its stage and, for distilled trials,
+    the teacher they learn from."""
+
+    teacher: JobModel | None  # the job's teacher (at its configured or tuned lr); None: unused
+    trials: tuple[JobModel, ...]
+
+    def trained(self) -> list[JobModel]:
+        return ([self.teacher] if self.teacher is not None else []) + list(self.trials)
+
+
+def tune_models(settings: Settings, stage: str, processes: int = 1) -> TuneModels:
+    """The trials of `kdfair tune`'s `stage` for the job's seed: "teacher" (the teacher's
+    recipe at each lr of the grid) or "students" (the NDS at each lr; the distilled student at
+    each temperature and lr, learning from the job's teacher), for the roles settings.tune
+    names. Grids centre on each role's configured lr (Tune.lrs)."""
+    model, roles = _maker(settings, processes), settings.tune.roles
+    if stage == "teacher":
+        recipe = settings.teacher
+        trials = tuple(
+            model("teacher", _at_lr(recipe, lr), settings.seed)
+            for lr in settings.tune.lrs(_lr(recipe))
+        )
+        return TuneModels(None, trials if "teacher" in roles else ())
+    if stage != "students":
+        raise ValueError(f"unknown tune stage {stage!r}; one of {TUNE_STAGES}")
+    student = settings.student
+    lrs = settings.tune.lrs(_lr(student))
+    trials = []
+    if "student" in roles:  # the NDS's recipe (nds_optim's other settings kept) at each lr
+        trials += [model("student", _at_lr(settings.nds, lr), settings.seed) for lr in lrs]
+    teacher = None
+    if "distilled" in roles:
+        teacher = model("teacher", settings.teacher, settings.teacher_seed)
+        trials += [
+            _distilled(model, settings, teacher, t, _at_lr(student, lr))
+            for t in settings.distill.temperatures
+            for lr in lrs
+        ]
+    return TuneModels(teacher, tuple(trials))
+
+
+def _lr(recipe: Recipe) -> float:
+    return float(recipe.optim["optimizer"]["lr"])
+
+
+def _at_lr(recipe: Recipe, lr: float) -> Recipe:
+    optim = {**recipe.optim, "optimizer": {**recipe.optim["optimizer"], "lr": lr}}
+    return Recipe(recipe.arch, optim)
 
 
 def state(store: ModelStore, key: str) -> tuple[str, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +37,7 @@ class TrainedModel:
     entry: StoredModel
     spec: dict
     trained_now: bool
+    chosen: dict = field(default_factory=dict)  # JobModel.chosen: settings its recipe names
 
 
 def check_input_space(individual, data) -> None:
@@ -108,7 +109,9 @@ def recipes_of(models: list[TrainedModel], teacher: TrainedModel, evaluation: di
 
 def _settings(model: TrainedModel, teacher: TrainedModel) -> dict:
     distilled = "distill" in model.spec
-    return recipe_settings(model.spec, model.role, teacher.spec if distilled else None)
+    return recipe_settings(
+        model.spec, model.role, teacher.spec if distilled else None, chosen=model.chosen
+    )
 
 
 def result_row(

@@ -16,10 +16,19 @@ from pathlib import Path
 import pandas as pd
 
 from kdfair.errors import KdfairError
-from kdfair.jobmodels import IN_PROGRESS, MISSING, STORED, job_models, state
+from kdfair.jobmodels import IN_PROGRESS, MISSING, STORED, job_models, state, tune_models
 from kdfair.store import ModelStore
 
-__all__ = ["IN_PROGRESS", "MISSING", "STORED", "Plan", "PlannedModel", "format_plan", "plan"]
+__all__ = [
+    "IN_PROGRESS",
+    "MISSING",
+    "STORED",
+    "Plan",
+    "PlannedModel",
+    "format_plan",
+    "plan",
+    "plan_tune",
+]
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,7 @@ class PlannedModel:
     job: int  # the first job (hydra.job.num) that needs the model
     role: str  # teacher, student (the NDS) or distilled
     arch: str
+    lr: float
     seed: int
     temperature: float | None
     key: str
@@ -79,15 +89,37 @@ class Plan:
 
 def plan(overrides: list[str], *, multirun: bool = False) -> Plan:
     """Every model the jobs of `overrides` need, once each, with its state in the store."""
+    jobs = job_overrides(overrides, multirun=multirun)
+    return _plan(jobs, lambda settings, _: job_models(settings).every())
+
+
+def plan_tune(overrides: list[str]) -> Plan:
+    """Every model `kdfair tune <overrides>` trains: per tune seed, its teacher trials (with
+    `teacher` among tune.roles) and its students' trials (kdfair.jobmodels.tune_models). With the
+    teacher tuned, the students' trials are listed for the configured teacher: which teacher
+    they learn from is chosen by the teacher's trials."""
+    from kdfair.compose import compose_train
+    from kdfair.tuning import TRIAL_OVERRIDES, check_validation, stage_jobs
+    from kdfair.validate import validate
+
+    cfg = compose_train([*overrides, *TRIAL_OVERRIDES])
+    check_validation(cfg)
+    settings = validate(cfg)
+    stages = (["teacher"] if "teacher" in settings.tune.roles else []) + ["students"]
+    jobs = [job for stage in stages for job in stage_jobs(overrides, settings, stage)]
+    return _plan(jobs, lambda s, job: tune_models(s, job[-1].removeprefix("tune.stage=")).trained())
+
+
+def _plan(jobs: list[list[str]], models_of) -> Plan:
+    """The models `models_of(settings, job overrides)` lists for each job, once each."""
     from kdfair.compose import compose_train
     from kdfair.validate import validate
 
     planned: dict[str, PlannedModel] = {}
-    jobs = job_overrides(overrides, multirun=multirun)
     for job, job_args in enumerate(jobs):
         settings = validate(compose_train(job_args))
         store = ModelStore(settings.paths.models)
-        for model in job_models(settings).every():
+        for model in models_of(settings, job_args):
             if model.key in planned:
                 continue
             status, done = state(store, model.key)
@@ -95,6 +127,7 @@ def plan(overrides: list[str], *, multirun: bool = False) -> Plan:
                 job=job,
                 role=model.role,
                 arch=model.recipe.name,
+                lr=model.lr,
                 seed=model.seed,
                 temperature=model.temperature,
                 key=model.key,
@@ -116,6 +149,7 @@ def format_plan(plan: Plan) -> str:
             "arch": [m.arch for m in models],
             "seed": [m.seed for m in models],
             "T": ["-" if m.temperature is None else f"{m.temperature:g}" for m in models],
+            "lr": [f"{m.lr:g}" for m in models],
             "key": [m.key for m in models],
             "status": [
                 f"{m.status} (epoch {m.epochs_done}/{m.epochs})"

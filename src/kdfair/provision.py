@@ -1,8 +1,10 @@
 """The models a job needs: found in the model store, or trained now and stored.
 
 `obtain` returns one teacher or non-distilled student of the job's list of models
-(kdfair.jobmodels), `obtain_distilled` its distilled students (with `distill.fused`, the missing
-ones train together: one data stream and one teacher forward pass per batch). Either way the
+(kdfair.jobmodels), `obtain_distilled` its distilled students and `obtain_group` any group of
+models of one kind (with `fused`, the missing ones train together: one data stream and one teacher
+forward pass per batch, one optimiser each, so `kdfair tune`'s trials at several learning rates
+train as one). Either way the
 store's `get_or_train` does the locking and re-checking, so concurrent jobs train a model once.
 `ensure_embedding` gives a stored model the penultimate features individual fairness needs,
 whatever role it was first trained for.
@@ -10,6 +12,7 @@ whatever role it was first trained for.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -28,7 +31,6 @@ from kdfair.jobmodels import JobModel
 from kdfair.measure import TrainedModel
 from kdfair.metrics.accuracy import accuracy, per_class_accuracy
 from kdfair.predict import Predictions, predict
-from kdfair.settings import Recipe
 from kdfair.store import Entry, ModelStore
 from kdfair.training import Distillation, Run, Speed, fit_many
 
@@ -46,18 +48,13 @@ class Workshop:
     eval_batch_size: int
     eval_every_epoch: bool
     keep: str = "last"  # eval.checkpoint: which epoch's weights each model keeps
+    on_divergence: str = "raise"  # "stop": a diverging model's training ends (kdfair tune)
 
 
 def obtain(shop: Workshop, model: JobModel) -> TrainedModel:
     """The teacher or non-distilled student `model`, trained if not stored."""
-    ((entry, trained),) = shop.store.get_or_train(
-        [model.key],
-        lambda folders: _train_and_store(
-            shop, [(folders[0], model.spec)], model.role, model.recipe, None
-        ),
-        descriptions=[_describe(model.role, model.recipe.name, model.seed)],
-    )
-    return TrainedModel(model.role, entry, model.spec, trained)
+    (found,) = obtain_group(shop, [model], fused=False)
+    return found
 
 
 def obtain_distilled(
@@ -67,38 +64,46 @@ def obtain_distilled(
     stored."""
     if any(m.spec["distill"]["teacher_key"] != teacher.entry.key for m in models):
         raise RuntimeError("distilled students listed for another teacher than the one obtained")
+    return obtain_group(shop, models, teacher=teacher, fused=fused)
+
+
+def obtain_group(
+    shop: Workshop,
+    models: Sequence[JobModel],
+    *,
+    teacher: TrainedModel | None = None,
+    fused: bool = True,
+) -> list[TrainedModel]:
+    """`models` (all distilled from `teacher`, or all trained on hard labels), each trained if
+    not stored; with `fused`, the missing ones train together on one data stream, each with its
+    own optimiser (so they may differ in learning rate), as if trained alone."""
     by_key = {m.key: m for m in models}
     groups = [list(by_key)] if fused else [[key] for key in by_key]
 
     def train(folders: list[Path]) -> None:
         todo = [by_key[folder.name] for folder in folders]  # folder name = key
-        first = todo[0]
         if len(todo) > 1:
+            first = todo[0]
             log.info(
-                "distilled %s seed=%d T=%s: training %d students fused",
+                "%s %s seed=%d: training %d models fused (%s)",
+                first.role,
                 first.recipe.name,
                 first.seed,
-                ",".join(f"{m.temperature:g}" for m in todo),
                 len(todo),
+                ", ".join(_describe_short(m) for m in todo),
             )
-        items = [(folder, m.spec) for folder, m in zip(folders, todo, strict=True)]
-        _train_and_store(shop, items, "distilled", first.recipe, teacher)
+        _train_and_store(shop, list(zip(folders, todo, strict=True)), teacher)
 
-    trained_models = []
+    found = []
     for keys in groups:
         outcomes = shop.store.get_or_train(
-            keys,
-            train,
-            descriptions=[
-                _describe("distilled", by_key[k].recipe.name, by_key[k].seed, by_key[k].temperature)
-                for k in keys
-            ],
+            keys, train, descriptions=[_describe(by_key[k]) for k in keys]
         )
-        trained_models += [
-            TrainedModel("distilled", entry, by_key[key].spec, trained)
+        found += [
+            TrainedModel(by_key[key].role, entry, by_key[key].spec, trained, by_key[key].chosen)
             for key, (entry, trained) in zip(keys, outcomes, strict=True)
         ]
-    return trained_models
+    return found
 
 
 def ensure_embedding(shop: Workshop, model: TrainedModel) -> None:
@@ -129,44 +134,47 @@ def ensure_embedding(shop: Workshop, model: TrainedModel) -> None:
 
 
 def _train_and_store(
-    shop: Workshop,
-    items: list[tuple[Path, dict]],
-    role: str,
-    recipe: Recipe,
-    teacher: TrainedModel | None,
+    shop: Workshop, items: list[tuple[Path, JobModel]], teacher: TrainedModel | None
 ) -> None:
-    """Train the models of `items` (store folder, spec) together, then predict the test split
+    """Train the models of `items` (store folder, model) together, then predict the test split
     with each and write its store entry."""
     started = time.perf_counter()
+    first = items[0][1]
+    schedules = {json.dumps(vars(m.recipe.schedule(first.spec["batch_size"]))) for _, m in items}
+    if len(schedules) > 1:  # one data stream steps every model's schedule alike
+        raise RuntimeError("models trained fused must share one schedule")
     teacher_network = load_model(teacher.entry, teacher.spec["arch"]) if teacher else None
     runs = []
-    for folder, spec in items:
-        torch.manual_seed(spec["seed"])  # the model's initial weights, as if trained alone
-        kd = {k: v for k, v in spec.get("distill", {}).items() if k != "teacher_key"}
+    for folder, model in items:
+        torch.manual_seed(model.seed)  # the model's initial weights, as if trained alone
+        kd = {k: v for k, v in model.spec.get("distill", {}).items() if k != "teacher_key"}
         runs.append(
             Run(
-                build_model(recipe.arch),
+                build_model(model.recipe.arch),
                 Distillation(teacher_network, **kd) if teacher else None,
                 folder / "train.ckpt",
-                f"{role}[{folder.name}]",
+                f"{model.role}[{folder.name}]",
+                make_optimizer=build_optimizer(model.recipe.optim["optimizer"]),
             )
         )
     fit_many(
         runs,
         shop.data,
-        build_optimizer(recipe.optim["optimizer"]),
-        recipe.schedule(items[0][1]["batch_size"]),
-        seed=items[0][1]["seed"],
+        None,
+        first.recipe.schedule(first.spec["batch_size"]),
+        seed=first.seed,
         device=shop.device,
         speed=shop.speed,
         eval_every_epoch=shop.eval_every_epoch,
         keep=shop.keep,
+        on_divergence=shop.on_divergence,
     )
-    for (folder, spec), run in zip(items, runs, strict=True):
+    for (folder, model), run in zip(items, runs, strict=True):
         # Teachers store their features (individual fairness's space); a model first trained in
         # another role gets them from ensure_embedding if it is ever a reference teacher.
-        predictions = _predict(shop, run.model, with_embedding=role == "teacher")
-        entry = _entry(shop, spec, role, run, predictions, time.perf_counter() - started)
+        predictions = _predict(shop, run.model, with_embedding=model.role == "teacher")
+        seconds = time.perf_counter() - started
+        entry = _entry(shop, model.spec, model.role, run, predictions, seconds)
         # Rank 0 writes; a failure there (a full disk) is raised on every rank, none waiting.
         distributed.from_main(partial(shop.store.write, folder, entry))
 
@@ -193,11 +201,17 @@ def _entry(shop: Workshop, spec, role, run: Run, predictions: Predictions, secon
         "train_seconds": seconds,
         # the epoch whose weights were kept: the last, or the best on validation
         "kept_epoch": run.best.epoch if run.best is not None else len(run.history),
+        "diverged": run.diverged,
         "processes": distributed.world_size(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return Entry(spec, role, run.model.state_dict(), predictions, metrics, run.history)
 
 
-def _describe(role: str, arch: str, seed: int, temperature: float | None = None) -> str:
-    return f"{role} {arch} seed={seed}" + (f" T={temperature:g}" if temperature is not None else "")
+def _describe(model: JobModel) -> str:
+    return f"{model.role} {model.recipe.name} seed={model.seed} " + _describe_short(model)
+
+
+def _describe_short(model: JobModel) -> str:
+    t = model.temperature
+    return (f"T={t:g} " if t is not None else "") + f"lr={model.lr:g}"

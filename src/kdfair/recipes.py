@@ -47,11 +47,17 @@ def flatten(obj, prefix: str = "") -> dict:
     return flat
 
 
-def recipe_settings(spec: dict, role: str, teacher_spec: dict | None = None) -> dict:
+def recipe_settings(
+    spec: dict, role: str, teacher_spec: dict | None = None, chosen: dict | None = None
+) -> dict:
     """The flat, config-named settings of a model's recipe (see the module docstring).
 
     `spec` is the model-key content (dataset, batch_size, processes, objective, seed, arch,
     optim, distill); `teacher_spec` is the teacher's, required for a distilled student.
+    `chosen`: settings chosen for the population, named as set (`nds_optim.optimizer.lr`, or
+    `distill.lr`: a learning rate per T), which replace the student_optim settings they override,
+    so the NDS and the DS of one tune (one lr each, per T) read as one recipe per role and still
+    agree with each other on every setting they share.
     """
     arch_slot, optim_slot = _SLOTS["teacher" if role == "teacher" else "student"]
     settings = {
@@ -72,7 +78,18 @@ def recipe_settings(spec: dict, role: str, teacher_spec: dict | None = None) -> 
         settings["distill.t_squared"] = distill["t_squared"]
         teacher = recipe_settings(teacher_spec, "teacher")
         settings.update({k: v for k, v in teacher.items() if k.startswith("teacher")})
+    for name, value in (chosen or {}).items():
+        settings.pop(replaced_setting(name), None)
+        settings[name] = value
     return dict(sorted(settings.items()))
+
+
+def replaced_setting(chosen: str) -> str:
+    """The student_optim setting a chosen one replaces: distill.lr replaces the student's lr,
+    nds_optim.<key> the student's <key>."""
+    if chosen == "distill.lr":
+        return "student_optim.optimizer.lr"
+    return "student_optim." + chosen.removeprefix("nds_optim.")
 
 
 def recipe_hash(settings: dict) -> str:

@@ -68,6 +68,28 @@ class Distill:
     t_squared: bool
     teacher_seed: int | None  # None: the teacher of the job's own seed
     fused: bool  # train the missing students of one job together
+    lr: dict[float, float] | None = None  # distill.lr: a learning rate per T; None: the student's
+
+
+@dataclass(frozen=True)
+class Tune:
+    """`kdfair tune`: the learning rates tried (`grid`; None: around each role's configured lr),
+    the seeds trained per lr and the roles tuned (docs/protocol.md, "Learning rates per role")."""
+
+    grid: tuple[float, ...] | None
+    seeds: int
+    roles: tuple[str, ...]
+
+    # The default grid: five values on a log scale spanning 20x, centred on the configured lr.
+    SPAN, POINTS = 20.0, 5
+
+    def lrs(self, configured: float) -> tuple[float, ...]:
+        """The learning rates tried for a role configured at `configured` (3 significant digits,
+        so they read well in keys, tables and configs)."""
+        if self.grid is not None:
+            return tuple(sorted(self.grid))
+        steps = [i / (self.POINTS - 1) - 0.5 for i in range(self.POINTS)]
+        return tuple(float(f"{configured * self.SPAN**step:.3g}") for step in steps)
 
 
 @dataclass(frozen=True)
@@ -95,11 +117,23 @@ class Settings:
     seed: int
     dataset: dict  # the resolved dataset node: factory arguments, `io`, and the meta keys
     teacher: Recipe
-    student: Recipe
+    student: Recipe  # the distilled students' recipe (at distill.lr's learning rate, if set)
+    nds: Recipe  # the non-distilled student's: the student's, with nds_optim's settings over it
+    nds_optim: dict  # the settings nds_optim sets (flat, config-named); {}: the student's
     distill: Distill
     evaluation: dict  # the resolved eval node (batch_size, every_epoch, individual)
     hardware: Hardware
+    tune: Tune
     paths: Paths
+
+    def distilled_recipe(self, temperature: float) -> Recipe:
+        """The recipe of the distilled student at `temperature`: the student's, at the learning
+        rate distill.lr gives that temperature (when set)."""
+        if self.distill.lr is None:
+            return self.student
+        optim = {**self.student.optim}
+        optim["optimizer"] = {**optim["optimizer"], "lr": self.distill.lr[float(temperature)]}
+        return Recipe(self.student.arch, optim)
 
     @property
     def teacher_seed(self) -> int:
@@ -123,18 +157,24 @@ class Settings:
         """The settings of a composed (and checked) train config, resolved once."""
         c = OmegaConf.to_container(cfg, resolve=True)
         distill, speed, paths = c["distill"], c["speed"], c["paths"]
+        nds_optim = set_leaves(c.get("nds_optim") or {})
+        lr = distill.get("lr")
+        tune = c.get("tune") or {}
         return cls(
             experiment=str(c["experiment"]),
             seed=int(c["seed"]),
             dataset=c["dataset"],
             teacher=Recipe(c["teacher"], c["teacher_optim"]),
             student=Recipe(c["student"], c["student_optim"]),
+            nds=Recipe(c["student"], merged(c["student_optim"], nds_optim)),
+            nds_optim={f"nds_optim.{k}": v for k, v in nds_optim.items()},
             distill=Distill(
                 temperatures=tuple(temperatures),
                 alpha=float(distill["alpha"]),
                 t_squared=bool(distill["t_squared"]),
                 teacher_seed=distill["teacher_seed"],
                 fused=bool(distill["fused"]),
+                lr=None if lr is None else {float(t): float(v) for t, v in lr.items()},
             ),
             evaluation=c["eval"],
             hardware=Hardware(
@@ -146,7 +186,44 @@ class Settings:
                 compile=bool(speed["compile"]),
             ),
             paths=Paths(Path(paths["outputs"]), Path(paths["models"]), Path(paths["experiment"])),
+            tune=Tune(
+                grid=_numbers(tune.get("grid")),
+                seeds=int(tune.get("seeds", 1)),
+                roles=tuple(tune.get("roles", ("student", "distilled"))),
+            ),
         )
+
+
+def _numbers(value) -> tuple[float, ...] | None:
+    """A config value that is None, one number or a list of numbers, as a tuple of floats."""
+    if value is None:
+        return None
+    return tuple(float(v) for v in (value if isinstance(value, (list, tuple)) else [value]))
+
+
+def set_leaves(node: dict, prefix: str = "") -> dict:
+    """The non-null leaves of a nested dict, flat: {"optimizer.lr": 0.05} (nds_optim's)."""
+    leaves = {}
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            leaves.update(set_leaves(value, f"{name}."))
+        elif value is not None:
+            leaves[name] = value
+    return leaves
+
+
+def merged(optim: dict, leaves: dict) -> dict:
+    """`optim` with the flat `leaves` ({"optimizer.lr": 0.05}) set over it (a copy)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in optim.items()}
+    for name, value in leaves.items():
+        *path, last = name.split(".")
+        node = out
+        for part in path:
+            node[part] = dict(node[part])
+            node = node[part]
+        node[last] = value
+    return out
 
 
 def dataset_spec(dataset: dict | DictConfig) -> dict:

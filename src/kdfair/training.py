@@ -176,6 +176,8 @@ class Run:
     start_epoch: int = 0
     forward: nn.Module | None = None  # what runs the batch: the model, DDP-wrapped or compiled
     best: Best | None = None  # checkpoint="best": the best validation epoch so far
+    make_optimizer: Callable[..., torch.optim.Optimizer] | None = None  # None: fit_many's
+    diverged: bool = False  # its loss became inf or nan (on_divergence="stop" ends its training)
 
 
 def fit(
@@ -217,7 +219,7 @@ def fit(
 def fit_many(
     runs: list[Run],
     data: DataBundle,
-    make_optimizer: Callable[..., torch.optim.Optimizer],
+    make_optimizer: Callable[..., torch.optim.Optimizer] | None,
     schedule: Schedule,
     *,
     seed: int,
@@ -225,12 +227,14 @@ def fit_many(
     speed: Speed = Speed(),
     eval_every_epoch: bool = True,
     keep: str = "last",
+    on_divergence: str = "raise",
 ) -> None:
     """Train several models on one data stream: each batch is drawn and augmented once and, for
     distilled students of one teacher, the teacher's forward pass is computed once and shared.
 
     Every model sees exactly the batches it would see trained alone (they depend only on seed and
-    epoch) and keeps its own optimiser, schedule, history and checkpoint, so a model fused with
+    epoch) and keeps its own optimiser (`run.make_optimizer`, else `make_optimizer`: fused models
+    may differ in learning rate), schedule, history and checkpoint, so a model fused with
     others ends with the weights it would have alone (for models without dropout; dropout draws
     from the global random stream, which fused models share). Each run resumes from its own
     checkpoint; a run that is ahead sits out the epochs it has done.
@@ -238,6 +242,10 @@ def fit_many(
     Accuracy is measured after each epoch (`eval_every_epoch`, always after the last, and every
     epoch for keep="best") on the validation split when there is one, else on the test split.
     keep="best" ends each model with the weights of its best validation epoch.
+
+    A loss that becomes inf or nan raises a KdfairError (`on_divergence="raise"`), or, with
+    "stop" (`kdfair tune`, where a diverging learning rate is a result), ends that model's
+    training there: its history's last row records `diverged`, and the others go on.
     """
     teachers = {id(r.distillation.teacher) for r in runs if r.distillation}
     if len(teachers) > 1 or (teachers and any(r.distillation is None for r in runs)):
@@ -250,7 +258,7 @@ def fit_many(
     steps_per_epoch = math.ceil(math.ceil(len(data.train) / world) / local_batch)
     for run in runs:
         _prepare(run, device, speed)
-        run.optimizer = make_optimizer(run.model.parameters())
+        run.optimizer = (run.make_optimizer or make_optimizer)(run.model.parameters())
         run.scheduler = torch.optim.lr_scheduler.LambdaLR(
             run.optimizer, partial(per_step_factor, schedule, steps_per_epoch)
         )
@@ -264,7 +272,9 @@ def fit_many(
     names = runs[0].description if len(runs) == 1 else f"{len(runs)} fused models"
 
     for epoch in range(min(r.start_epoch for r in runs), schedule.epochs):
-        active = [r for r in runs if r.start_epoch <= epoch]
+        active = [r for r in runs if r.start_epoch <= epoch and not r.diverged]
+        if not active:
+            break
         stats = {id(r): _EpochStats(device, r.optimizer.param_groups[0]["lr"]) for r in active}
         for run in active:
             run.model.train()
@@ -290,7 +300,16 @@ def fit_many(
         seconds = time.perf_counter() - started
         for run in active:
             _end_epoch(
-                run, stats[id(run)], epoch, schedule, seconds, data, device, speed, eval_every_epoch
+                run,
+                stats[id(run)],
+                epoch,
+                schedule,
+                seconds,
+                data,
+                device,
+                speed,
+                eval_every_epoch,
+                on_divergence,
             )
     for run in runs:
         if run.best is not None:
@@ -399,6 +418,21 @@ def _step(run: Run, x, y, z_teacher, stats: _EpochStats, device, amp: bool) -> N
     stats.add(loss, logits, y)
 
 
+def _diverged(run: Run, epoch: int, loss: float, lr: float, on_divergence: str) -> None:
+    """A run whose loss is no longer finite: an error, or (on_divergence="stop") its end."""
+    if on_divergence != "stop":
+        raise KdfairError(
+            f"{run.description}: the training loss became {loss} in epoch {epoch + 1}. Training "
+            "diverged; lower the learning rate (optim.optimizer.lr) or, for KD with "
+            "t_squared=true, the temperature."
+        )
+    log.warning(
+        "%s: diverged in epoch %d at lr %g; its training ends", run.description, epoch + 1, lr
+    )
+    run.diverged = True
+    run.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "diverged": True})
+
+
 def _end_epoch(
     run: Run,
     stats: _EpochStats,
@@ -409,17 +443,15 @@ def _end_epoch(
     device,
     speed: Speed,
     eval_every_epoch: bool,
+    on_divergence: str = "raise",
 ) -> None:
     """History row, log line and checkpoint (rank 0) of one run after one epoch."""
     loss_sum, correct, seen = distributed.sum_across(
         [stats.loss_sum.item(), float(stats.correct.item()), float(stats.seen)]
     )
     if not math.isfinite(loss_sum):
-        raise KdfairError(
-            f"{run.description}: the training loss became {loss_sum / seen} in epoch "
-            f"{epoch + 1}. Training diverged; lower the learning rate (optim.optimizer.lr) or, "
-            "for KD with t_squared=true, the temperature."
-        )
+        _diverged(run, epoch, loss_sum / seen, stats.lr, on_divergence)
+        return
     row = {
         "epoch": epoch + 1,
         "lr": stats.lr,

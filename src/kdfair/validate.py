@@ -10,10 +10,13 @@ from numbers import Real
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from kdfair.errors import KdfairError
-from kdfair.settings import Settings
+from kdfair.settings import Settings, set_leaves
+
+# The roles `kdfair tune` chooses a learning rate for (student: the NDS).
+TUNABLE_ROLES = ("teacher", "student", "distilled")
 
 
 def temperatures(cfg: DictConfig) -> list[float]:
@@ -109,6 +112,90 @@ def _check_validation(cfg: DictConfig) -> None:
     _check_choice("eval.checkpoint", cfg.eval.get("checkpoint", "last"), ("last", "best"))
 
 
+def _check_nds_optim(cfg: DictConfig) -> None:
+    """nds_optim sets only settings student_optim has, and a learning rate > 0."""
+    node = cfg.get("nds_optim")
+    if node is None:
+        return
+    student = OmegaConf.to_container(cfg.student_optim, resolve=True)
+    for name, value in set_leaves(OmegaConf.to_container(node, resolve=True)).items():
+        path, here = name.split("."), student
+        for part in path:
+            here = here.get(part, _ABSENT) if isinstance(here, dict) else _ABSENT
+        if here is _ABSENT:
+            raise KdfairError(
+                f"nds_optim.{name}={value!r}: student_optim has no setting {name}, so the NDS "
+                "cannot set its own; nds_optim takes student_optim's keys (e.g. "
+                "nds_optim.optimizer.lr=0.05)."
+            )
+    lr = node.get("optimizer", {}).get("lr")
+    if lr is not None:
+        _check_number("nds_optim.optimizer.lr", lr, low=0.0, low_inclusive=False)
+
+
+_ABSENT = object()
+
+
+def _check_distill_lr(cfg: DictConfig, temps: list[float]) -> None:
+    """distill.lr: null, or a learning rate > 0 for every temperature of the job."""
+    lr = cfg.distill.get("lr")
+    if lr is None:
+        return
+    if not isinstance(lr, DictConfig):
+        raise KdfairError(
+            f"distill.lr={lr!r} is invalid: give a learning rate per temperature, e.g. "
+            "distill.lr={1:0.02,10:0.05}, or null for student_optim.optimizer.lr at every T."
+        )
+    given = {}
+    for t, value in lr.items():
+        _check_number(f"distill.lr[{t}]", value, low=0.0, low_inclusive=False)
+        if isinstance(t, bool) or not isinstance(t, Real):
+            raise KdfairError(f"distill.lr has the key {t!r}: its keys are temperatures (numbers).")
+        given[float(t)] = value
+    missing = [t for t in temps if t not in given]
+    if missing:
+        raise KdfairError(
+            f"distill.lr gives learning rates for T = {', '.join(f'{t:g}' for t in given)} but "
+            f"not for T = {', '.join(f'{t:g}' for t in missing)} of this job. Tune those "
+            "temperatures too (kdfair tune distill.temperature=[...]), drop them, or set "
+            "distill.lr=null to train every T at student_optim.optimizer.lr."
+        )
+
+
+def _check_tune(cfg: DictConfig) -> None:
+    """The tune node; and an overlay (tuned=PATH) used on the experiment it was tuned for."""
+    tune = cfg.get("tune")
+    if tune is None:
+        return
+    if tune.grid is not None:
+        grid = list(tune.grid) if isinstance(tune.grid, ListConfig) else [tune.grid]
+        if not grid:
+            raise KdfairError("tune.grid is empty; give learning rates, e.g. tune.grid=[0.01,0.1].")
+        for lr in grid:
+            _check_number("tune.grid: each learning rate", lr, low=0.0, low_inclusive=False)
+    _check_number("tune.seeds", tune.seeds, low=1, integer=True)
+    for role in tune.roles:
+        _check_choice("tune.roles: each role", role, TUNABLE_ROLES)
+    tuned_for = tune.get("tuned_for")
+    if tuned_for is None:
+        return
+    here = {
+        "experiment": cfg.experiment,
+        "dataset": cfg.dataset.name,
+        "teacher": cfg.teacher.name,
+        "student": cfg.student.name,
+    }
+    differ = {k: (v, here[k]) for k, v in tuned_for.items() if k in here and here[k] != v}
+    if differ:
+        raise KdfairError(
+            "the learning rates of this overlay (tuned=...) were chosen for "
+            + ", ".join(f"{k} {a}" for k, (a, _) in differ.items())
+            + ", but this job is "
+            + ", ".join(f"{k} {b}" for k, (_, b) in differ.items())
+            + ". Tune this setup (kdfair tune ...) and apply its overlay, or drop tuned=."
+        )
+
+
 def validate(cfg: DictConfig) -> Settings:
     """The typed settings of a composed train config; KdfairError on its first invalid value."""
     temps = temperatures(cfg)
@@ -130,6 +217,9 @@ def validate(cfg: DictConfig) -> Settings:
         _check_number(f"{role}.warmup_epochs", optim.warmup_epochs, low=0)
     if not isinstance(cfg.distill.fused, bool):
         raise KdfairError(f"distill.fused={cfg.distill.fused!r} is invalid: use true or false.")
+    _check_nds_optim(cfg)
+    _check_distill_lr(cfg, temps)
+    _check_tune(cfg)
     _check_individual(cfg.eval.individual)
     _check_dataset_root(str(cfg.dataset.io.root))
     _check_device(str(cfg.device))

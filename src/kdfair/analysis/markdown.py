@@ -48,6 +48,29 @@ def collapse_mark(row) -> str:
     return f" † ({n}/{int(row['n'])} collapsed)" if n else ""
 
 
+def learning_rates(sweep: Sweep) -> str:
+    """Each role's learning rate, as its recipe names it: one shared by every role is the
+    paper's protocol; nds_optim's and distill.lr's (per T) are chosen per population."""
+    parts = []
+    for role, name in (("teacher", "teacher"), ("student", "NDS"), ("distilled", "DS")):
+        if role not in sweep.recipes:
+            continue
+        settings = sweep.recipes[role][1]
+        lr = next(
+            (
+                f"{settings[key]} ({key})" if key != f"{SLOT[role]}.optimizer.lr" else settings[key]
+                for key in ("distill.lr", "nds_optim.optimizer.lr", f"{SLOT[role]}.optimizer.lr")
+                if key in settings
+            ),
+            "not recorded",
+        )
+        parts.append(f"{name} {lr}")
+    return "Learning rates: " + "; ".join(parts) + "."
+
+
+SLOT = {"teacher": "teacher_optim", "student": "student_optim", "distilled": "student_optim"}
+
+
 def header(sweep: Sweep, experiment: str) -> list[str]:
     results = sweep.results
     seeds = results.groupby("label", sort=False)["seed"].nunique()
@@ -60,6 +83,8 @@ def header(sweep: Sweep, experiment: str) -> list[str]:
         f"Recipes: {recipe}; eval {sweep.eval}. Values are mean ± std over seeds [95% interval "
         "of the mean: t over seeds, widened by the test-split noise all seeds share; a single "
         "model's: bootstrap over test examples], in % unless noted.",
+        "",
+        learning_rates(sweep),
         "",
     ]
     lines += [f"- {note}" for note in sweep.notes] + ([""] if sweep.notes else [])
