@@ -57,8 +57,9 @@ def trained_epochs(models: list[TrainedModel]) -> int:
     return sum(int(m.spec["optim"]["epochs"]) for m in models if m.trained_now)
 
 
-def workshop(settings: Settings) -> Workshop:
-    """The device (under torchrun: this rank's), the dataset and the model store of a job."""
+def workshop(settings: Settings, *, on_divergence: str = "raise") -> Workshop:
+    """The device (under torchrun: this rank's), the dataset and the model store of a job
+    (`on_divergence`: "stop" where a diverging model is a result, as in kdfair tune)."""
     hardware = settings.hardware
     if hardware.threads:
         torch.set_num_threads(int(hardware.threads))
@@ -84,6 +85,7 @@ def workshop(settings: Settings) -> Workshop:
         eval_batch_size=int(settings.evaluation["batch_size"]),
         eval_every_epoch=bool(settings.evaluation["every_epoch"]),
         keep=settings.checkpoint,
+        on_divergence=on_divergence,
     )
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +64,7 @@ def run_trials(cfg: DictConfig) -> None:
     from kdfair.validate import validate
 
     settings = validate(cfg)
-    shop = replace(workshop(settings), on_divergence="stop")  # a diverging lr is a result
+    shop = workshop(settings, on_divergence="stop")  # a diverging lr is a result
     if shop.data.val is None:
         raise no_validation_split(settings.dataset["name"])
     models = tune_models(settings, str(cfg.tune.stage), distributed.world_size())
