@@ -22,12 +22,13 @@ def train(overrides: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
     """Train (or reuse) every model of the job(s) of `overrides`; their results.csv rows."""
     from kdfair.cli import check_job_overrides
     from kdfair.compose import compose_train
+    from kdfair.overlay import expand_tuned
     from kdfair.pipeline import run
     from kdfair.plan import job_overrides
 
     if isinstance(overrides, str):
         raise TypeError("kdfair.train takes a list of overrides, e.g. ['+experiment=demo']")
-    overrides = list(overrides)
+    overrides = expand_tuned(list(overrides))  # tuned=NAME|PATH, as on the command line
     check_job_overrides(overrides)
     rows = [run(compose_train(job)) for job in job_overrides(overrides, multirun=True)]
     return pd.concat(rows, ignore_index=True)

@@ -23,7 +23,7 @@ from .test_bad_input import _one_error_line
 
 # Tiny data; the grid's 1e6 makes SGD's loss overflow within the first epoch.
 TUNE = ["+debug=smoke", "dataset.val_fraction=0.25", "distill.temperature=[1,4]"]
-GRID = "tune.grid=[0.02,1000000.0]"
+GRID = "tune.grid=[0.01,1000000.0]"
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +41,13 @@ def test_tune_keeps_the_finite_lr_records_the_divergence_and_writes_its_outputs(
     assert list(trials.columns) == tuning.COLUMNS
     # the NDS and T = 1, 4, each at two learning rates, one seed
     assert len(trials) == 6 and set(trials.role) == {"student", "distilled"}
-    assert trials[trials.lr == 1e6].diverged.all() and not trials[trials.lr == 0.02].diverged.any()
-    assert trials[trials.chosen].lr.unique().tolist() == [0.02]
-    assert (trials[trials.chosen].edge == "lowest").all()  # 0.02 is the grid's lower end
-    assert "the best lr 0.02 is the lowest of the grid" in tuned.first.stdout
+    assert trials[trials.lr == 1e6].diverged.all() and not trials[trials.lr == 0.01].diverged.any()
+    assert trials[trials.chosen].lr.unique().tolist() == [0.01]
+    assert (trials[trials.chosen].edge == "lowest").all()  # 0.01 is the grid's lower end
+    assert "the best lr 0.01 is the lowest of the grid" in tuned.first.stdout
     overlay = yaml.safe_load((tuned.folder / "tuned.yaml").read_text())
-    assert overlay["nds_optim.optimizer.lr"] == 0.02
-    assert overlay["distill.lr"] == {1: 0.02, 4: 0.02}
+    assert overlay["nds_optim.optimizer.lr"] == 0.01
+    assert overlay["distill.lr"] == {1: 0.01, 4: 0.01}
     assert "kdfair train -m +debug=smoke distill.temperature=[1,4] tuned=" in tuned.first.stdout
 
 
@@ -66,7 +66,11 @@ def test_the_overlay_applies_to_the_study_and_a_mismatched_one_is_refused(tuned,
     result = run_kdfair(tuned.work, tuned.work / "data", "train", *study)
     assert result.returncode == 0, result.stderr
     rows = pd.read_csv(tuned.work / "outputs/demo/results.csv")
-    assert set(rows[rows.role != "teacher"].lr) == {0.02}
+    assert set(rows[rows.role != "teacher"].lr) == {0.01}
+    assert rows.groupby("role")["recipe"].nunique().max() == 1  # one recipe per role
+    result = run_kdfair(tuned.work, tuned.work / "data", "analyze", "outputs/demo")
+    assert result.returncode == 0, result.stderr
+    assert "NDS 0.01 (nds_optim.optimizer.lr); DS 1: 0.01, 4: 0.01 (distill.lr)" in result.stdout
     # a temperature the overlay has no lr for
     result = run_kdfair(
         tuned.work, tuned.work / "data", "train", *study[:2], "distill.temperature=7"
@@ -117,7 +121,9 @@ def test_plan_tune_lists_exactly_the_models_each_tune_stage_trains(tmp_path, mon
             tuning.run_trials(compose_train(job))
     assert list(dict.fromkeys(obtained)) == planned
     roles = pd.Series([role for role, _ in planned]).value_counts().to_dict()
-    assert roles == {"teacher": 2 * 5 + 1, "student": 2 * 5, "distilled": 2 * 2 * 5}
+    # 5 teacher trials per seed; the distilled trials' teacher (the demo's teacher_seed 0, at the
+    # configured lr) is seed 0's trial at that lr: one model, listed once
+    assert roles == {"teacher": 2 * 5, "student": 2 * 5, "distilled": 2 * 2 * 5}
 
 
 def test_per_temperature_learning_rates_train_fused_and_alone_to_identical_weights(tmp_path):
