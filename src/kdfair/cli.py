@@ -214,12 +214,9 @@ def plan(args: list[str]) -> int:
     tuning = "--tune" in args
     overrides = expand_tuned([a for a in args if a not in ("-m", "--multirun", "--tune")])
     overrides, roles = _roles_option(overrides)
-    flags = [a for a in overrides if a.startswith("-")]
-    if flags:
-        raise KdfairError(
-            f"kdfair plan takes overrides, -m and --tune only, not {flags[0]!r}: e.g. "
-            "kdfair plan -m +experiment=demo seed=0,1,2."
-        )
+    _refuse_flags(
+        overrides, "plan", "-m, --tune and --roles", "plan -m +experiment=demo seed=0,1,2"
+    )
     check_job_overrides(overrides)
     from kdfair.plan import format_plan, plan_tune
     from kdfair.plan import plan as plan_jobs
@@ -230,6 +227,15 @@ def plan(args: list[str]) -> int:
     else:
         print(format_plan(plan_jobs(overrides, multirun=multirun)))
     return 0
+
+
+def _refuse_flags(args: list[str], command: str, allowed: str, example: str) -> None:
+    flags = [a for a in args if a.startswith("-")]
+    if flags:
+        raise KdfairError(
+            f"kdfair {command} takes overrides and {allowed} only, not {flags[0]!r}: e.g. "
+            f"kdfair {example}."
+        )
 
 
 def _roles_option(args: list[str]) -> tuple[list[str], list[str]]:
@@ -262,16 +268,13 @@ def _check_tune_overrides(overrides: list[str]) -> None:
 
 def tune(args: list[str]) -> int:
     """`kdfair tune [overrides] [--roles ...]`: choose each role's lr on validation."""
+    from kdfair.overlay import expand_tuned
     from kdfair.tuning import run_trials
     from kdfair.tuning import tune as run_tune
 
-    overrides, roles = _roles_option([a for a in args if a not in ("-m", "--multirun")])
-    flags = [a for a in overrides if a.startswith("-")]
-    if flags:
-        raise KdfairError(
-            f"kdfair tune takes overrides and --roles only, not {flags[0]!r}: e.g. "
-            "kdfair tune dataset.val_fraction=0.2 --roles nds,distilled."
-        )
+    overrides = expand_tuned([a for a in args if a not in ("-m", "--multirun")])
+    overrides, roles = _roles_option(overrides)
+    _refuse_flags(overrides, "tune", "--roles", "tune dataset.val_fraction=0.2 --roles nds")
     check_job_overrides(overrides)
     _check_tune_overrides(overrides)
     command = "kdfair tune " + " ".join(args)
