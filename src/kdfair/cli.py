@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -277,7 +278,7 @@ def tune(args: list[str]) -> int:
     _refuse_flags(overrides, "tune", "--roles", "tune dataset.val_fraction=0.2 --roles nds")
     check_job_overrides(overrides)
     _check_tune_overrides(overrides)
-    command = "kdfair tune " + " ".join(args)
+    command = shlex.join(["kdfair", "tune", *args])
     run_tune([*overrides, *roles], lambda sweep: train(sweep, task=run_trials), command=command)
     return 0
 

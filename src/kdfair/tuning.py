@@ -24,6 +24,7 @@ chosen teacher. Outputs, in <paths.experiment>/tune/: tuning.csv (a row per tria
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -237,7 +238,7 @@ def format_choices(
     lines += [
         f"tuning.csv and the overlay: {overlay.parent}/",
         "Run the study at these learning rates (on the full training split):",
-        "  kdfair train -m " + " ".join([*kept, f"tuned={overlay}", "seed=0,1,2"]),
+        "  kdfair train -m " + shlex.join([*kept, f"tuned={overlay}", "seed=0,1,2"]),
     ]
     return "\n".join(lines)
 

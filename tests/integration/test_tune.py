@@ -161,10 +161,15 @@ def test_a_shipped_overlay_is_found_by_name_and_matches_its_experiment(monkeypat
     assert names, "no overlay is shipped"
     for name in names:
         path = Path(tuning.__file__).parent / "configs/tuned" / f"{name}.yaml"
-        experiment = yaml.safe_load(path.read_text())["tune.tuned_for"]["experiment"]
-        settings = validate(
-            compose_train([f"+experiment={experiment}", *expand_tuned([f"tuned={name}"])])
-        )
-        base = validate(compose_train([f"+experiment={experiment}"]))
-        assert settings.distill.lr and settings.nds.optim != base.nds.optim
-        assert job_models(settings).teacher.key == job_models(base).teacher.key
+        overlay = yaml.safe_load(path.read_text())
+        experiment = overlay["tune.tuned_for"]["experiment"]
+        temperatures = "distill.temperature=[" + ",".join(map(str, overlay["distill.lr"])) + "]"
+        base_args = [f"+experiment={experiment}", temperatures]
+        settings = validate(compose_train([*base_args, *expand_tuned([f"tuned={name}"])]))
+        base = validate(compose_train(base_args))
+        assert settings.nds_optim == {"nds_optim.optimizer.lr": overlay["nds_optim.optimizer.lr"]}
+        tuned, plain = job_models(settings), job_models(base)
+        assert tuned.teacher.key == plain.teacher.key
+        for after, before in zip(tuned.distilled, plain.distilled, strict=True):
+            assert after.lr == overlay["distill.lr"][int(after.temperature)]
+            assert {**after.spec, "optim": before.spec["optim"]} == before.spec
