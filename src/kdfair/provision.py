@@ -30,7 +30,8 @@ from kdfair.factories import build_model, build_optimizer, load_model
 from kdfair.jobmodels import JobModel
 from kdfair.measure import TrainedModel
 from kdfair.metrics.accuracy import accuracy, per_class_accuracy
-from kdfair.predict import Predictions, predict
+from kdfair.predict import predict
+from kdfair.predictions import Predictions
 from kdfair.store import Entry, ModelStore
 from kdfair.training import Distillation, Run, Speed, fit_many
 
