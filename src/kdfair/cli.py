@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-from kdfair import __version__
 from kdfair.compose import (
     ENV_VAR,
     available,
@@ -23,6 +22,7 @@ from kdfair.compose import (
 )
 from kdfair.errors import KdfairError
 from kdfair.extras import require_launcher
+from kdfair.version import __version__
 
 log = logging.getLogger("kdfair")
 

@@ -3,6 +3,7 @@ back up to the package root."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,24 @@ def test_metrics_and_analysis_load_without_the_training_stack():
     assert result.returncode == 0, result.stderr
     assert f"loaded {len(modules)} modules" in result.stdout
 
+
+def test_no_module_imports_the_package_root():
+    """`from kdfair import <submodule>` is fine; `import kdfair` or a name defined by
+    kdfair/__init__.py (such as __version__) would run an import back up to the root."""
+    submodules = {p.stem for p in PACKAGE.glob("*.py")} | {
+        p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()
+    }
+    climbing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                climbing += [
+                    f"{path.name}: import kdfair" for a in node.names if a.name == "kdfair"
+                ]
+            elif isinstance(node, ast.ImportFrom) and node.module == "kdfair" and not node.level:
+                climbing += [
+                    f"{path.name}: from kdfair import {a.name}"
+                    for a in node.names
+                    if a.name not in submodules
+                ]
+    assert not climbing, climbing
