@@ -1,8 +1,9 @@
-"""Predict once, measure many: a model's test-set outputs as a `Predictions` record.
+"""A trained model run over an evaluation split, under DDP in shards.
 
-predict(model, data) runs the model over the test split (under DDP in shards, gathered); the
-record and its predictions.npz file format live in kdfair.predictions, which the measuring side
-reads without torch.
+predict(model, data): predict once, measure many: the test split's outputs as a `Predictions`
+record (the record and its predictions.npz format live in kdfair.predictions, which the
+measuring side reads without torch). evaluate_accuracy: just the accuracy, what training
+monitors after an epoch.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import nn
 from kdfair import distributed
 from kdfair.data import DataBundle
 from kdfair.predictions import Predictions
-from kdfair.training import autocast
+from kdfair.speed import autocast
 
 
 @torch.no_grad()
@@ -60,3 +61,26 @@ def _gather(chunks: list[torch.Tensor], device: torch.device) -> torch.Tensor:
     """This process's output rows, and under DDP every other's after them, on the CPU."""
     local = torch.cat(chunks) if chunks else torch.zeros(0, device=device)
     return distributed.gather_rows(local).cpu()
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    model: nn.Module,
+    data: DataBundle,
+    *,
+    device: torch.device,
+    amp: bool,
+    batch_size: int = 512,
+    split: str = "test",
+) -> float:
+    """Accuracy on the test (or val) split; under DDP each process scores a shard and the
+    counts are summed."""
+    model.eval()
+    correct = 0
+    size = len(getattr(data, split))
+    mine = distributed.contiguous_shard(size)
+    for x, y in data.test_batches(batch_size, device=device, indices=mine, split=split):
+        with autocast(device, amp):
+            correct += (model(x).argmax(1) == y).sum().item()
+    (correct,) = distributed.sum_across([correct])
+    return correct / size
