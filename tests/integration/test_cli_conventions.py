@@ -71,7 +71,13 @@ def completion_script(tmp_path_factory) -> Path:
 
 
 def test_bash_completion_completes_commands_and_overrides(completion_script):
-    assert _complete(completion_script, "kdfair ") == ["train", "plan", "analyze", "compare"]
+    assert _complete(completion_script, "kdfair ") == [
+        "train",
+        "plan",
+        "tune",
+        "analyze",
+        "compare",
+    ]
     assert _complete(completion_script, "kdfair pl") == ["plan"]
     assert _complete(completion_script, "kdfair train +experiment=cifar10") == [
         "+experiment=cifar100_densenet169_densenet121",
