@@ -148,9 +148,9 @@ def fit_many(
     if len(teachers) > 1 or (teachers and any(r.distillation is None for r in runs)):
         raise ValueError("fused runs must all distil from one teacher, or all use plain CE")
     check_keep(keep, data)
-    steps_per_epoch = _steps_per_epoch(len(data.train), schedule.batch_size)
+    loop = _Loop(data, schedule, seed, device, speed, eval_every_epoch, on_divergence)
     for run in runs:
-        _start(run, make_optimizer, schedule, steps_per_epoch, keep, device, speed)
+        _start(run, make_optimizer, loop, keep)
     distributed.seed_this_rank(seed)
     distilling = runs[0].distillation
     teacher = (
@@ -162,75 +162,62 @@ def fit_many(
         if not active:
             break
         bar = f"{names} {epoch + 1}/{schedule.epochs}"
-        stats, seconds = _train_epoch(
-            active, data, teacher, schedule, epoch, seed, device, speed, bar, steps_per_epoch
-        )
+        stats, seconds = _train_epoch(active, epoch, teacher, loop, bar)
         for run in active:
-            _end_epoch(
-                run,
-                stats[id(run)],
-                epoch,
-                schedule,
-                seconds,
-                data,
-                device,
-                speed,
-                eval_every_epoch,
-                on_divergence,
-            )
+            _end_epoch(run, stats[id(run)], epoch, seconds, loop)
     for run in runs:
         _finish(run)
 
 
-def _steps_per_epoch(train_size: int, batch_size: int) -> int:
-    """Optimiser steps in one epoch: each process's share of the split, in local batches."""
-    local_batch = distributed.local_batch_size(batch_size)
-    return math.ceil(math.ceil(train_size / distributed.world_size()) / local_batch)
+@dataclass(frozen=True)
+class _Loop:
+    """What every epoch of one fit_many call shares: the data, the schedule, how to run."""
+
+    data: DataBundle
+    schedule: Schedule
+    seed: int
+    device: torch.device
+    speed: Speed
+    eval_every_epoch: bool
+    on_divergence: str
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch: each process's share of the split, in local batches."""
+        local_batch = distributed.local_batch_size(self.schedule.batch_size)
+        share = math.ceil(len(self.data.train) / distributed.world_size())
+        return math.ceil(share / local_batch)
 
 
 def _start(
-    run: Run,
-    make_optimizer: Callable[..., torch.optim.Optimizer] | None,
-    schedule: Schedule,
-    steps_per_epoch: int,
-    keep: str,
-    device: torch.device,
-    speed: Speed,
+    run: Run, make_optimizer: Callable[..., torch.optim.Optimizer] | None, loop: _Loop, keep: str
 ) -> None:
     """A run ready for its first epoch: on the device, with its optimiser and scheduler, resumed
     from its checkpoint where one exists."""
-    _prepare(run, device, speed)
+    _prepare(run, loop.device, loop.speed)
     run.optimizer = (run.make_optimizer or make_optimizer)(run.model.parameters())
     # Stepped every batch, so warm-up and decay are smooth even over 3 epochs. A partial (not a
     # lambda) so the scheduler's state_dict can be saved and resumed.
     run.scheduler = torch.optim.lr_scheduler.LambdaLR(
-        run.optimizer, partial(per_step_factor, schedule, steps_per_epoch)
+        run.optimizer, partial(per_step_factor, loop.schedule, loop.steps_per_epoch)
     )
     run.best = Best() if keep == "best" else None
-    resume(run, schedule.epochs)
+    resume(run, loop.schedule.epochs)
 
 
 def _train_epoch(
-    active: list[Run],
-    data: DataBundle,
-    teacher: TeacherLogits | None,
-    schedule: Schedule,
-    epoch: int,
-    seed: int,
-    device: torch.device,
-    speed: Speed,
-    description: str,
-    steps_per_epoch: int,
+    active: list[Run], epoch: int, teacher: TeacherLogits | None, loop: _Loop, description: str
 ) -> tuple[dict[int, _EpochStats], float]:
     """One epoch of the active runs on one stream of batches: each run's sums, and the seconds
     the (possibly fused) epoch took."""
+    device, speed = loop.device, loop.speed
     stats = {id(r): _EpochStats(device, r.optimizer.param_groups[0]["lr"]) for r in active}
     for run in active:
         run.model.train()
     started = time.perf_counter()
-    batches = data.train_batches(
-        schedule.batch_size,
-        seed=seed,
+    batches = loop.data.train_batches(
+        loop.schedule.batch_size,
+        seed=loop.seed,
         epoch=epoch,
         device=device,
         rank=distributed.rank(),
@@ -238,7 +225,7 @@ def _train_epoch(
     )
     bar = tqdm(
         batches,
-        total=steps_per_epoch,
+        total=loop.steps_per_epoch,
         desc=description,
         leave=False,
         disable=None if distributed.is_main() else True,
@@ -327,24 +314,13 @@ def _diverged(run: Run, epoch: int, loss: float, lr: float, on_divergence: str) 
     run.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "diverged": True})
 
 
-def _end_epoch(
-    run: Run,
-    stats: _EpochStats,
-    epoch: int,
-    schedule: Schedule,
-    seconds: float,
-    data: DataBundle,
-    device,
-    speed: Speed,
-    eval_every_epoch: bool,
-    on_divergence: str = "raise",
-) -> None:
+def _end_epoch(run: Run, stats: _EpochStats, epoch: int, seconds: float, loop: _Loop) -> None:
     """History row, log line and checkpoint (rank 0) of one run after one epoch."""
     loss_sum, correct, seen = distributed.sum_across(
         [stats.loss_sum.item(), float(stats.correct.item()), float(stats.seen)]
     )
     if not math.isfinite(loss_sum):
-        _diverged(run, epoch, loss_sum / seen, stats.lr, on_divergence)
+        _diverged(run, epoch, loss_sum / seen, stats.lr, loop.on_divergence)
         return
     row = {
         "epoch": epoch + 1,
@@ -353,11 +329,12 @@ def _end_epoch(
         "train_accuracy": correct / seen,
     }
     distributed.sync_buffers(run.model)  # every rank scores (and saves) rank 0's model
-    split = monitored_split(data)
+    split = monitored_split(loop.data)
     measured = f"{split}_accuracy"
-    if eval_every_epoch or run.best is not None or epoch + 1 == schedule.epochs:
+    epochs = loop.schedule.epochs
+    if loop.eval_every_epoch or run.best is not None or epoch + 1 == epochs:
         row[measured] = evaluate_accuracy(
-            run.model, data, device=device, amp=speed.amp, split=split
+            run.model, loop.data, device=loop.device, amp=loop.speed.amp, split=split
         )
         if run.best is not None:
             run.best.offer(epoch + 1, row[measured], run.model)
@@ -367,7 +344,7 @@ def _end_epoch(
         "%s epoch %d/%d: loss %.4f, train acc %.4f%s, %.1fs",
         run.description,
         epoch + 1,
-        schedule.epochs,
+        epochs,
         row["train_loss"],
         row["train_accuracy"],
         f", {split} acc {row[measured]:.4f}" if measured in row else "",
