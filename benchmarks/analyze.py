@@ -21,7 +21,7 @@ import torch
 from kdfair.analysis import analyze
 from kdfair.metrics.columns import metric_columns
 from kdfair.metrics.individual import Neighbourhood
-from kdfair.predict import Predictions
+from kdfair.predictions import Predictions
 from kdfair.results import append_results
 
 N, CLASSES, SEEDS = 10_000, 10, 5

@@ -23,7 +23,7 @@ from kdfair.data.trifeature import generate
 from kdfair.losses import kd_loss
 from kdfair.models.lenet import lenet5
 from kdfair.models.resnet_cifar import resnet20, resnet56
-from kdfair.training import Speed
+from kdfair.speed import Speed
 
 BATCH = 128
 REPEATS = 5  # timed repeats per row, after one warm-up

@@ -6,7 +6,8 @@ for the architecture and docs/protocol.md for the paper's protocol. From Python:
 (kdfair.api; imported on first use, so `import kdfair` and `kdfair --help` stay instant).
 """
 
-__version__ = "0.1.0"
+from kdfair.version import __version__ as __version__  # the one source: kdfair.version
+
 __all__ = ["analyze", "load_sweep", "train"]
 
 

@@ -20,9 +20,9 @@ from kdfair.analysis.report import analyze
 
 def train(overrides: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
     """Train (or reuse) every model of the job(s) of `overrides`; their results.csv rows."""
-    from kdfair.cli import check_job_overrides
     from kdfair.compose import compose_train
     from kdfair.overlay import expand_tuned
+    from kdfair.overrides import check_job_overrides
     from kdfair.pipeline import run
     from kdfair.plan import job_overrides
 

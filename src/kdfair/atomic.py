@@ -13,8 +13,6 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-import torch
-
 
 @contextmanager
 def atomic_path(path: Path):
@@ -50,5 +48,7 @@ def write_json(path: Path, obj) -> None:
 
 
 def torch_save(obj, path: Path) -> None:
+    import torch  # here, not above: the analysis writes through this module without torch
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)

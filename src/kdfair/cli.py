@@ -1,9 +1,11 @@
-"""`kdfair train | plan | analyze | compare`: the only code that reads argv.
+"""`kdfair train | plan | tune | analyze | compare`: the only code that reads argv.
 
 `kdfair train [hydra overrides]` composes the packaged configs/train.yaml (kdfair.compose) with
 the overrides and runs `kdfair.pipeline.run`; `-m` sweeps. Without `+experiment=...`
 train.yaml's default_experiment runs the demo experiment. `kdfair plan` composes the same jobs
-and reports their models without training (kdfair.plan).
+and reports their models without training (kdfair.plan); `kdfair tune` runs kdfair.tuning's
+stages. The overrides are checked first (kdfair.overrides, shared with kdfair.api); `analyze
+--remeasure` is set up from configs by kdfair.remeasuring.
 """
 
 from __future__ import annotations
@@ -14,16 +16,11 @@ import shlex
 import sys
 from pathlib import Path
 
-from kdfair import __version__
-from kdfair.compose import (
-    ENV_VAR,
-    available,
-    packaged_config_dir,
-    search_path,
-    user_config_dirs,
-)
+from kdfair.compose import packaged_config_dir, search_path, user_config_dirs
 from kdfair.errors import KdfairError
 from kdfair.extras import require_launcher
+from kdfair.overrides import check_experiment_file, check_job_overrides, check_tune_overrides
+from kdfair.version import __version__
 
 log = logging.getLogger("kdfair")
 
@@ -54,97 +51,6 @@ Your own experiments:      KDFAIR_CONFIG_DIR=DIR (DIR/experiment/<name>.yaml), o
 Shell completion:          eval "$(kdfair train -sc install=bash)"   (zsh: install=zsh)
 Version:                   kdfair --version
 """
-
-
-# Settings of the dataset.io node (DataIO's fields), which older configs had at dataset.<key>.
-IO_KEYS = ("root", "cache_dir", "download", "verify_checksums", "num_workers")
-# Config groups an override may choose from, by the override's group name.
-CHOICE_GROUPS = (
-    "experiment",
-    "default_experiment",
-    "dataset",
-    "model",
-    "optim",
-    "distill",
-    "eval",
-    "debug",
-    "sweep",
-)
-
-
-def check_overrides(overrides: list[str]) -> None:
-    """Hydra override syntax, and every config-group choice (each value of a sweep too) naming
-    an existing file; a KdfairError that lists the available names otherwise. Run before Hydra,
-    which would print its own report and exit 1 for either."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    plain = [o for o in overrides if "=" in o and not o.startswith("-")]  # not flags, their values
-    try:
-        parsed = OverridesParser.create().parse_overrides(plain)
-    except OverrideParseException as e:
-        raise KdfairError(f"cannot read the overrides: {e}") from None
-    for override in parsed:
-        group = override.key_or_group
-        moved = group.removeprefix("dataset.")
-        if group.startswith("dataset.") and moved in IO_KEYS:
-            raise KdfairError(
-                f"{override.input_line!r}: where and how data is read lives in dataset.io; "
-                f"write dataset.io.{moved}={override.get_value_element_as_str()}."
-            )
-        if group not in CHOICE_GROUPS or override.is_delete():
-            continue  # hydra/launcher=...: Hydra's plugins add choices of their own
-        values = (
-            list(override.sweep_string_iterator())
-            if override.is_sweep_override()
-            else [override.value()]
-        )
-        names = available(group, overrides)
-        for value in values:
-            if not isinstance(value, str) or value not in names:
-                raise KdfairError(
-                    f"there is no {group}/{value}.yaml for {override.input_line!r}; available "
-                    f"{group} names: {', '.join(names)}."
-                )
-
-
-def _selects_experiment(overrides: list[str]) -> bool:
-    return any(a.lstrip("+~").startswith("experiment=") for a in overrides)
-
-
-def check_demo_choices(overrides: list[str]) -> None:
-    """Without +experiment=..., train.yaml's default_experiment runs the demo. Its sizes, epochs
-    and temperatures are the demo's, so a dataset chosen on top of it is refused with the two
-    ways to say what was meant (a study would otherwise land in outputs/demo on demo settings)."""
-    if _selects_experiment(overrides) or "~default_experiment" in overrides:
-        return
-    chosen = [o for o in overrides if o.lstrip("+").startswith("dataset=")]
-    if chosen:
-        raise KdfairError(
-            f"{chosen[0]!r} without an experiment: a bare `kdfair train` runs the demo study "
-            "(Trifeature sizes, 6 + 30 epochs, T = 1, 4, 10) into outputs/demo. Choose an "
-            "experiment (+experiment=<name>, e.g. +experiment=cifar10_resnet56_resnet20), or add "
-            "~default_experiment to compose your own from train.yaml's defaults (the paper's "
-            "protocol; written to outputs/custom, or name it in an experiment file of your own)."
-        )
-
-
-def check_experiment_file(choices: dict) -> None:
-    """An experiment file must drop the demo (`override /default_experiment: null`), or the
-    demo's settings would silently mix into it."""
-    experiment = choices.get("experiment")
-    if experiment not in (None, "demo") and choices.get("default_experiment") is not None:
-        raise KdfairError(
-            f"experiment/{experiment}.yaml keeps the demo's settings: add "
-            "`- override /default_experiment: null` to its defaults list (as every packaged "
-            "experiment has)."
-        )
-
-
-def check_job_overrides(overrides: list[str]) -> None:
-    """Every check a `kdfair train` (or `kdfair plan`) command line gets before Hydra."""
-    check_overrides(overrides)
-    check_demo_choices(overrides)
 
 
 def train(overrides: list[str], task=None) -> int:
@@ -223,7 +129,7 @@ def plan(args: list[str]) -> int:
     from kdfair.plan import plan as plan_jobs
 
     if tuning:
-        _check_tune_overrides(overrides)
+        check_tune_overrides(overrides)
         print(format_plan(plan_tune([*overrides, *roles])))
     else:
         print(format_plan(plan_jobs(overrides, multirun=multirun)))
@@ -253,20 +159,6 @@ def _roles_option(args: list[str]) -> tuple[list[str], list[str]]:
     return rest, roles
 
 
-def _check_tune_overrides(overrides: list[str]) -> None:
-    """A tune sweeps learning rates and its own seeds (tune.seeds): no comma sweeps."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    plain = [o for o in overrides if "=" in o and not o.startswith("-")]
-    for override in OverridesParser.create().parse_overrides(plain):
-        if override.is_sweep_override() and not override.key_or_group.startswith("hydra"):
-            raise KdfairError(
-                f"{override.input_line!r} is a sweep: kdfair tune trains one job per tune seed "
-                "(tune.seeds=N) and tunes every temperature of distill.temperature in each; "
-                "give temperatures as a list (distill.temperature=[1,4,10])."
-            )
-
-
 def tune(args: list[str]) -> int:
     """`kdfair tune [overrides] [--roles ...]`: choose each role's lr on validation."""
     from kdfair.overlay import expand_tuned
@@ -277,13 +169,45 @@ def tune(args: list[str]) -> int:
     overrides, roles = _roles_option(overrides)
     _refuse_flags(overrides, "tune", "--roles", "tune dataset.val_fraction=0.2 --roles nds")
     check_job_overrides(overrides)
-    _check_tune_overrides(overrides)
+    check_tune_overrides(overrides)
     command = shlex.join(["kdfair", "tune", *args])
     run_tune([*overrides, *roles], lambda sweep: train(sweep, task=run_trials), command=command)
     return 0
 
 
 def analyze(args: list[str]) -> int:
+    """`kdfair analyze DIR [options] [--remeasure [eval overrides]]`: the folder's report."""
+    options = _analyze_parser().parse_intermixed_args(args)
+    _check_test_options(options)
+    if options.overrides and not options.remeasure:
+        raise KdfairError(
+            f"Unexpected arguments {options.overrides}: eval overrides apply only with "
+            "--remeasure, e.g. kdfair analyze outputs/demo --remeasure eval.individual.k=5."
+        )
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from kdfair.analysis import analyze as run_analysis
+
+    if options.remeasure:
+        from kdfair.remeasuring import remeasure_folder  # configs are read only to remeasure
+
+        remeasure_folder(Path(options.experiment_dir), options.overrides)
+        options.evaluation = None  # the rows just measured are the newest
+    report = run_analysis(
+        options.experiment_dir,
+        normalisation=options.normalisation,
+        threshold=options.threshold,
+        correction=options.correction,
+        claims_correction=options.claims_correction,
+        recipes=options.recipe,
+        evaluation=options.evaluation,
+        resamples=options.resamples,
+        seed=options.seed,
+    )
+    return _show(report)
+
+
+def _analyze_parser():
+    """`kdfair analyze`'s options (the classwise tests' choices come from kdfair.metrics)."""
     import argparse
 
     from kdfair.metrics.classwise import CORRECTIONS, NORMALISATIONS
@@ -334,31 +258,7 @@ def analyze(args: list[str]) -> int:
         help="first measure every model again from its stored predictions with the experiment's "
         "current eval settings (plus the overrides), as new rows; trains nothing",
     )
-    options = parser.parse_intermixed_args(args)
-    _check_test_options(options)
-    if options.overrides and not options.remeasure:
-        raise KdfairError(
-            f"Unexpected arguments {options.overrides}: eval overrides apply only with "
-            "--remeasure, e.g. kdfair analyze outputs/demo --remeasure eval.individual.k=5."
-        )
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from kdfair.analysis import analyze as run_analysis
-
-    if options.remeasure:
-        _remeasure(Path(options.experiment_dir), options.overrides)
-        options.evaluation = None  # the rows just measured are the newest
-    report = run_analysis(
-        options.experiment_dir,
-        normalisation=options.normalisation,
-        threshold=options.threshold,
-        correction=options.correction,
-        claims_correction=options.claims_correction,
-        recipes=options.recipe,
-        evaluation=options.evaluation,
-        resamples=options.resamples,
-        seed=options.seed,
-    )
-    return _show(report)
+    return parser
 
 
 def _show(report: Path) -> int:
@@ -407,42 +307,6 @@ def compare(args: list[str]) -> int:
         seed=options.seed,
     )
     return _show(report)
-
-
-def _remeasure(directory: Path, overrides: list[str]) -> None:
-    """Compose the folder's experiment config with `overrides` (eval.* only) and remeasure."""
-    bad = [o for o in overrides if not o.lstrip("+~").startswith("eval.")]
-    if bad:
-        raise KdfairError(
-            f"--remeasure takes eval.* overrides only (measuring settings), got {bad}; other "
-            "settings change the models: train them with `kdfair train`."
-        )
-    from omegaconf import OmegaConf
-
-    from kdfair.analysis.remeasure import remeasure
-    from kdfair.compose import compose_train, find_config
-    from kdfair.results import read_results
-
-    if not (directory / "results.csv").is_file():
-        raise KdfairError(f"No results.csv in {directory}; nothing to remeasure.")
-    experiment = str(read_results(directory / "results.csv")["experiment"].iloc[0])
-    if find_config("experiment", experiment) is None:
-        raise KdfairError(
-            f"--remeasure reads the eval settings of experiment {experiment!r}, but there is "
-            f"no experiment/{experiment}.yaml among kdfair's configs or yours ({ENV_VAR})."
-        )
-    cfg = compose_train([f"+experiment={experiment}", *overrides])
-    evaluation = OmegaConf.to_container(cfg.eval, resolve=True)
-    test_inputs = None
-    if evaluation["individual"]["enabled"] and evaluation["individual"]["space"] == "input":
-        from kdfair.data import Split
-        from kdfair.factories import build_dataset
-        from kdfair.measure import check_input_space
-
-        data = build_dataset(cfg.dataset)
-        check_input_space(evaluation["individual"], data)
-        test_inputs = data.test.inputs.numpy() if isinstance(data.test, Split) else None
-    remeasure(directory, evaluation, test_inputs=test_inputs)
 
 
 COMMANDS = ("train", "plan", "tune", "analyze", "compare")

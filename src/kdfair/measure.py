@@ -5,7 +5,7 @@ stored model measures it again with the job's own eval settings, and `kdfair ana
 does the same for a whole folder without training anything. Individual fairness is measured on
 one `Neighbourhood` per experiment: pairs of test points in an embedding space shared by every
 model (the penultimate features of the teacher of `eval.individual.reference_seed`, or the input
-pixels), built here from typed settings.
+pixels), built from the eval.individual settings by kdfair.metrics.individual.neighbourhood.
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from kdfair.data import DataBundle, Split
 from kdfair.errors import KdfairError
 from kdfair.metrics.columns import metric_columns
-from kdfair.metrics.individual import Neighbourhood, input_embedding
-from kdfair.predict import Predictions
+from kdfair.metrics.individual import Neighbourhood, neighbourhood
+from kdfair.predictions import Predictions
 from kdfair.recipes import eval_hash, eval_settings, readable_columns, recipe_hash, recipe_settings
 from kdfair.results import append_results
 from kdfair.settings import Settings
@@ -49,52 +48,6 @@ def check_input_space(individual, data) -> None:
             f"{data.name}'s inputs are {data.modality} token ids, whose distances mean nothing. "
             "Use eval.individual.space=teacher (the reference teacher's features)."
         )
-
-
-def neighbourhood(
-    individual: dict,
-    *,
-    reference_embedding: np.ndarray | None = None,
-    test_inputs=None,
-    dataset_name: str = "dataset",
-) -> Neighbourhood | None:
-    """The pairs individual fairness is measured on (None when eval.individual is disabled).
-
-    `individual` is the eval.individual block; space=teacher needs `reference_embedding` (the
-    reference teacher's penultimate features), space=input needs `test_inputs` (the test images
-    as an array, or None for a streamed dataset).
-    """
-    if not individual["enabled"]:
-        return None
-    if individual["space"] == "input":
-        if test_inputs is None:
-            raise KdfairError(
-                f"eval.individual.space=input needs the {dataset_name} test images in memory; "
-                "use eval.individual.space=teacher for streamed datasets."
-            )
-        embedding = input_embedding(
-            np.asarray(test_inputs),
-            dim=int(individual["projection_dim"]),
-            seed=int(individual["seed"]),
-        )
-    else:
-        if reference_embedding is None:
-            raise KdfairError(
-                "eval.individual.space=teacher needs the reference teacher's embedding, but its "
-                "predictions.npz has none (stored only for models trained as teachers). Retrain "
-                "that teacher, or use eval.individual.space=input."
-            )
-        embedding = reference_embedding
-    if individual["pairs"] == "knn":
-        return Neighbourhood.knn(
-            embedding, k=min(int(individual["k"]), len(embedding) - 1), metric=individual["metric"]
-        )
-    return Neighbourhood.random_pairs(
-        embedding,
-        n_pairs=int(individual["n_pairs"]),
-        metric=individual["metric"],
-        seed=int(individual["seed"]),
-    )
 
 
 def recipes_of(models: list[TrainedModel], teacher: TrainedModel, evaluation: dict) -> dict:

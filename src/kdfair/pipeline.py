@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig
 
 from kdfair import distributed
+from kdfair.checkpoints import check_keep
 from kdfair.data import Split
 from kdfair.factories import build_dataset
 from kdfair.jobmodels import JobModel, epochs_to_train, job_models
@@ -23,8 +24,8 @@ from kdfair.measure import TrainedModel, check_input_space, record
 from kdfair.progress import JobProgress
 from kdfair.provision import Workshop, ensure_embedding, obtain, obtain_distilled
 from kdfair.settings import Settings, resolve_device, switch
+from kdfair.speed import Speed
 from kdfair.store import ModelStore
-from kdfair.training import Speed, check_keep
 from kdfair.validate import validate
 
 

@@ -30,9 +30,11 @@ from kdfair.factories import build_model, build_optimizer, load_model
 from kdfair.jobmodels import JobModel
 from kdfair.measure import TrainedModel
 from kdfair.metrics.accuracy import accuracy, per_class_accuracy
-from kdfair.predict import Predictions, predict
+from kdfair.predict import predict
+from kdfair.predictions import Predictions
+from kdfair.speed import Speed
 from kdfair.store import Entry, ModelStore
-from kdfair.training import Distillation, Run, Speed, fit_many
+from kdfair.training import Distillation, Run, fit_many
 
 log = logging.getLogger(__name__)
 

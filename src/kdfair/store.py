@@ -33,13 +33,13 @@ import torch
 import yaml
 from filelock import FileLock
 
-import kdfair
 from kdfair import distributed
 from kdfair.atomic import atomic_path, torch_save, write_json, write_text
 from kdfair.errors import KdfairError
+from kdfair.version import __version__
 
 if TYPE_CHECKING:
-    from kdfair.predict import Predictions
+    from kdfair.predictions import Predictions
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def environment() -> dict:
     except (OSError, subprocess.SubprocessError):
         sha = None
     return {
-        "kdfair": kdfair.__version__,
+        "kdfair": __version__,
         "torch": str(torch.__version__),
         "numpy": np.__version__,
         "python": platform.python_version(),

@@ -1,4 +1,4 @@
-"""fit(): one training loop for every role.
+"""fit() / fit_many(): one training loop for every role.
 
 Cross-entropy for teachers and non-distilled students; the KD objective of `kdfair.losses` when a
 frozen teacher is given. SGD with step decay (the paper's schedule), bf16 autocast on CUDA, a tqdm
@@ -7,8 +7,10 @@ killed job continues from the last finished epoch and ends with the same weights
 epoch's batches depend only on (seed, epoch).
 
 Under torchrun the same loop trains data-parallel (`kdfair.distributed`): each process takes its
-share of every batch, DDP averages the gradients, and only rank 0 writes checkpoints. `Speed`
-holds the CUDA fast path's switches (docs/design.md section 6).
+share of every batch, DDP averages the gradients, and only rank 0 writes checkpoints. Beside this
+room: `kdfair.teacherlogits` (the teacher's logits, cached when the stream allows),
+`kdfair.checkpoints` (resume checkpoints, the best epoch of keep="best") and `kdfair.speed` (the
+CUDA fast path's switches, docs/design.md section 6).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -27,14 +28,19 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from kdfair import distributed
-from kdfair.atomic import torch_save
+from kdfair import checkpoints, distributed
+from kdfair.checkpoints import Best, check_keep, resume
 from kdfair.data import DataBundle
 from kdfair.errors import KdfairError
 from kdfair.losses import kd_loss
+from kdfair.predict import evaluate_accuracy
 from kdfair.schedule import Schedule, per_step_factor
+from kdfair.speed import Speed, autocast, formatted
+from kdfair.teacherlogits import TeacherLogits
 
 log = logging.getLogger(__name__)
+
+PLAIN = Speed()  # the default: no fast path (Speed is frozen, so one instance serves all)
 
 
 @dataclass
@@ -47,119 +53,10 @@ class Distillation:
     t_squared: bool = False
 
 
-def autocast(device: torch.device, amp: bool):
-    """bf16 autocast on CUDA when `amp`; a no-op elsewhere."""
-    if amp and device.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-@dataclass(frozen=True)
-class Speed:
-    """How the models run, not what they learn (kept out of model keys).
-
-    amp: bf16 autocast (CUDA only); channels_last: NHWC memory format for image models and their
-    batches (faster convolutions: tensor cores on CUDA, oneDNN on CPU, where ResNet-20 trains
-    about 25% faster); compile: torch.compile each trained model.
-    """
-
-    amp: bool = False
-    channels_last: bool = False
-    compile: bool = False
-
-
-class TeacherLogits:
-    """The frozen teacher's logits for a training batch.
-
-    When the training stream has no augmentation the teacher sees the same image every epoch, so
-    its logits are computed once for the whole training split and looked up by index afterwards:
-    the teacher's forward, the dominant cost of distilling a small student, is paid once.
-    """
-
-    def __init__(
-        self,
-        distillation: Distillation,
-        data: DataBundle,
-        device: torch.device,
-        speed: Speed,
-        batch_size: int,
-    ):
-        self.teacher = distillation.teacher.to(device).eval().requires_grad_(False)
-        if speed.channels_last:
-            self.teacher.to(memory_format=torch.channels_last)
-        self.device, self.amp = device, speed.amp
-        self.cache: torch.Tensor | None = None
-        if data.deterministic_train_stream:
-            # Each DDP process computes a contiguous shard; the shards are gathered.
-            mine = distributed.contiguous_shard(len(data.train))
-            batches = data.train_batches_in_order(max(batch_size, 256), device=device, indices=mine)
-            with torch.no_grad(), autocast(device, speed.amp):
-                chunks = [self.teacher(_formatted(x, speed)).float() for x in batches]
-            num_classes = data.num_classes
-            local = torch.cat(chunks) if chunks else torch.zeros(0, num_classes, device=device)
-            self.cache = distributed.gather_rows(local)
-
-    def __call__(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        if self.cache is not None:
-            return self.cache[index.to(self.cache.device)]
-        with torch.no_grad(), autocast(self.device, self.amp):
-            return self.teacher(x).float()
-
-
-@torch.no_grad()
-def evaluate_accuracy(
-    model: nn.Module,
-    data: DataBundle,
-    *,
-    device: torch.device,
-    amp: bool,
-    batch_size: int = 512,
-    split: str = "test",
-) -> float:
-    """Accuracy on the test (or val) split; under DDP each process scores a shard and the
-    counts are summed."""
-    model.eval()
-    correct = 0
-    size = len(getattr(data, split))
-    mine = distributed.contiguous_shard(size)
-    for x, y in data.test_batches(batch_size, device=device, indices=mine, split=split):
-        with autocast(device, amp):
-            correct += (model(x).argmax(1) == y).sum().item()
-    (correct,) = distributed.sum_across([correct])
-    return correct / size
-
-
-def check_keep(keep: str, data: DataBundle) -> None:
-    """`keep` ("last" or "best", eval.checkpoint) is possible on `data`: "best" needs a
-    validation split (the pipeline checks this before anything trains)."""
-    if keep not in ("last", "best"):
-        raise ValueError(f"keep must be 'last' or 'best', got {keep!r}")
-    if keep == "best" and data.val is None:
-        raise KdfairError(
-            f"eval.checkpoint=best keeps each model's epoch with the best validation accuracy, "
-            f"but {data.name} has no validation split. Hold one out (dataset.val_fraction=0.1) "
-            "or use eval.checkpoint=last."
-        )
-
-
 def monitored_split(data: DataBundle) -> str:
     """The split per-epoch accuracy is measured on: val when the data has one (the test split is
     then predicted once, after training), else test (the paper's protocol)."""
     return "test" if data.val is None else "val"
-
-
-@dataclass
-class Best:
-    """The epoch with the best validation accuracy so far, and its weights (on the CPU)."""
-
-    epoch: int = 0
-    accuracy: float = -1.0
-    state: dict | None = None
-
-    def offer(self, epoch: int, accuracy: float, model: nn.Module) -> None:
-        if accuracy > self.accuracy:  # ties keep the earlier epoch
-            self.epoch, self.accuracy = epoch, accuracy
-            self.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 @dataclass
@@ -188,7 +85,7 @@ def fit(
     *,
     seed: int,
     device: torch.device,
-    speed: Speed = Speed(),
+    speed: Speed = PLAIN,
     distillation: Distillation | None = None,
     checkpoint: Path | None = None,
     description: str = "train",
@@ -224,7 +121,7 @@ def fit_many(
     *,
     seed: int,
     device: torch.device,
-    speed: Speed = Speed(),
+    speed: Speed = PLAIN,
     eval_every_epoch: bool = True,
     keep: str = "last",
     on_divergence: str = "raise",
@@ -251,83 +148,110 @@ def fit_many(
     if len(teachers) > 1 or (teachers and any(r.distillation is None for r in runs)):
         raise ValueError("fused runs must all distil from one teacher, or all use plain CE")
     check_keep(keep, data)
-    rank, world = distributed.rank(), distributed.world_size()
-    local_batch = distributed.local_batch_size(schedule.batch_size)
-    # Stepped every batch, so warm-up and decay are smooth even over 3 epochs. A partial (not a
-    # lambda) so the scheduler's state_dict can be saved and resumed.
-    steps_per_epoch = math.ceil(math.ceil(len(data.train) / world) / local_batch)
+    loop = _Loop(data, schedule, seed, device, speed, eval_every_epoch, on_divergence)
     for run in runs:
-        _prepare(run, device, speed)
-        run.optimizer = (run.make_optimizer or make_optimizer)(run.model.parameters())
-        run.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            run.optimizer, partial(per_step_factor, schedule, steps_per_epoch)
-        )
-        run.best = Best() if keep == "best" else None
-        _resume(run, schedule.epochs)
+        _start(run, make_optimizer, loop, keep)
     distributed.seed_this_rank(seed)
     distilling = runs[0].distillation
     teacher = (
         TeacherLogits(distilling, data, device, speed, schedule.batch_size) if distilling else None
     )
     names = runs[0].description if len(runs) == 1 else f"{len(runs)} fused models"
-
     for epoch in range(min(r.start_epoch for r in runs), schedule.epochs):
         active = [r for r in runs if r.start_epoch <= epoch and not r.diverged]
         if not active:
             break
-        stats = {id(r): _EpochStats(device, r.optimizer.param_groups[0]["lr"]) for r in active}
+        bar = f"{names} {epoch + 1}/{schedule.epochs}"
+        stats, seconds = _train_epoch(active, epoch, teacher, loop, bar)
         for run in active:
-            run.model.train()
-        started = time.perf_counter()
-        batches = data.train_batches(
-            schedule.batch_size, seed=seed, epoch=epoch, device=device, rank=rank, world_size=world
-        )
-        bar = tqdm(
-            batches,
-            total=steps_per_epoch,
-            desc=f"{names} {epoch + 1}/{schedule.epochs}",
-            leave=False,
-            disable=None if distributed.is_main() else True,
-            dynamic_ncols=True,
-        )
-        for x, y, index in bar:
-            x = _formatted(x, speed)
-            z_teacher = teacher(x, index) if teacher is not None else None
-            for run in active:
-                _step(run, x, y, z_teacher, stats[id(run)], device, speed.amp)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)  # steps run ahead of the host: time the GPU's work
-        seconds = time.perf_counter() - started
-        for run in active:
-            _end_epoch(
-                run,
-                stats[id(run)],
-                epoch,
-                schedule,
-                seconds,
-                data,
-                device,
-                speed,
-                eval_every_epoch,
-                on_divergence,
-            )
+            _end_epoch(run, stats[id(run)], epoch, seconds, loop)
     for run in runs:
-        if run.best is not None:
-            run.model.load_state_dict(run.best.state)
-            log.info(
-                "%s: keeping epoch %d (best validation accuracy %.4f)",
-                run.description,
-                run.best.epoch,
-                run.best.accuracy,
-            )
-        run.model.eval()
+        _finish(run)
 
 
-def _formatted(x: torch.Tensor, speed: Speed) -> torch.Tensor:
-    """An image batch in the models' memory format (NHWC under channels_last)."""
-    if speed.channels_last and x.dim() == 4:
-        return x.contiguous(memory_format=torch.channels_last)
-    return x
+@dataclass(frozen=True)
+class _Loop:
+    """What every epoch of one fit_many call shares: the data, the schedule, how to run."""
+
+    data: DataBundle
+    schedule: Schedule
+    seed: int
+    device: torch.device
+    speed: Speed
+    eval_every_epoch: bool
+    on_divergence: str
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch: each process's share of the split, in local batches."""
+        local_batch = distributed.local_batch_size(self.schedule.batch_size)
+        share = math.ceil(len(self.data.train) / distributed.world_size())
+        return math.ceil(share / local_batch)
+
+
+def _start(
+    run: Run, make_optimizer: Callable[..., torch.optim.Optimizer] | None, loop: _Loop, keep: str
+) -> None:
+    """A run ready for its first epoch: on the device, with its optimiser and scheduler, resumed
+    from its checkpoint where one exists."""
+    _prepare(run, loop.device, loop.speed)
+    run.optimizer = (run.make_optimizer or make_optimizer)(run.model.parameters())
+    # Stepped every batch, so warm-up and decay are smooth even over 3 epochs. A partial (not a
+    # lambda) so the scheduler's state_dict can be saved and resumed.
+    run.scheduler = torch.optim.lr_scheduler.LambdaLR(
+        run.optimizer, partial(per_step_factor, loop.schedule, loop.steps_per_epoch)
+    )
+    run.best = Best() if keep == "best" else None
+    resume(run, loop.schedule.epochs)
+
+
+def _train_epoch(
+    active: list[Run], epoch: int, teacher: TeacherLogits | None, loop: _Loop, description: str
+) -> tuple[dict[int, _EpochStats], float]:
+    """One epoch of the active runs on one stream of batches: each run's sums, and the seconds
+    the (possibly fused) epoch took."""
+    device, speed = loop.device, loop.speed
+    stats = {id(r): _EpochStats(device, r.optimizer.param_groups[0]["lr"]) for r in active}
+    for run in active:
+        run.model.train()
+    started = time.perf_counter()
+    batches = loop.data.train_batches(
+        loop.schedule.batch_size,
+        seed=loop.seed,
+        epoch=epoch,
+        device=device,
+        rank=distributed.rank(),
+        world_size=distributed.world_size(),
+    )
+    bar = tqdm(
+        batches,
+        total=loop.steps_per_epoch,
+        desc=description,
+        leave=False,
+        disable=None if distributed.is_main() else True,
+        dynamic_ncols=True,
+    )
+    for x, y, index in bar:
+        x = formatted(x, speed)
+        z_teacher = teacher(x, index) if teacher is not None else None
+        for run in active:
+            _step(run, x, y, z_teacher, stats[id(run)], device, speed.amp)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # steps run ahead of the host: time the GPU's work
+    return stats, time.perf_counter() - started
+
+
+def _finish(run: Run) -> None:
+    """keep="best": back to the best validation epoch's weights; the model left in eval mode."""
+    if run.best is not None:
+        run.model.load_state_dict(run.best.state)
+        log.info(
+            "%s: keeping epoch %d (best validation accuracy %.4f)",
+            run.description,
+            run.best.epoch,
+            run.best.accuracy,
+        )
+    run.model.eval()
 
 
 def _prepare(run: Run, device: torch.device, speed: Speed) -> None:
@@ -339,49 +263,6 @@ def _prepare(run: Run, device: torch.device, speed: Speed) -> None:
         run.model.to(memory_format=torch.channels_last)
     forward = distributed.wrap(run.model, device)
     run.forward = torch.compile(forward) if speed.compile else forward
-
-
-def _resume(run: Run, epochs: int) -> None:
-    """Continue `run` from its checkpoint, if one exists (under DDP rank 0 reads it and sends it:
-    every rank resumes from the same state, even where another node cannot see the file yet)."""
-    if run.checkpoint is None:
-        return
-    checkpoint = run.checkpoint
-
-    def read() -> dict | None:
-        if not checkpoint.exists():
-            return None
-        try:
-            return torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise _unreadable(checkpoint, e) from e
-
-    state = distributed.from_main(read)
-    if state is None:
-        return
-    try:
-        run.model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        run.scheduler.load_state_dict(state["scheduler"])
-    except Exception as e:
-        raise _unreadable(checkpoint, e) from e
-    run.history, run.start_epoch = list(state["history"]), int(state["epoch"])
-    if run.best is not None and state.get("best"):
-        run.best = Best(**state["best"])
-    log.info(
-        "%s: resuming after epoch %d/%d from %s",
-        run.description,
-        run.start_epoch,
-        epochs,
-        checkpoint,
-    )
-
-
-def _unreadable(checkpoint: Path, error: Exception) -> KdfairError:
-    return KdfairError(
-        f"The resume checkpoint {checkpoint} cannot be loaded ({error}). Delete it to restart "
-        "this model's training from epoch 0."
-    )
 
 
 class _EpochStats:
@@ -433,24 +314,13 @@ def _diverged(run: Run, epoch: int, loss: float, lr: float, on_divergence: str) 
     run.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "diverged": True})
 
 
-def _end_epoch(
-    run: Run,
-    stats: _EpochStats,
-    epoch: int,
-    schedule: Schedule,
-    seconds: float,
-    data: DataBundle,
-    device,
-    speed: Speed,
-    eval_every_epoch: bool,
-    on_divergence: str = "raise",
-) -> None:
+def _end_epoch(run: Run, stats: _EpochStats, epoch: int, seconds: float, loop: _Loop) -> None:
     """History row, log line and checkpoint (rank 0) of one run after one epoch."""
     loss_sum, correct, seen = distributed.sum_across(
         [stats.loss_sum.item(), float(stats.correct.item()), float(stats.seen)]
     )
     if not math.isfinite(loss_sum):
-        _diverged(run, epoch, loss_sum / seen, stats.lr, on_divergence)
+        _diverged(run, epoch, loss_sum / seen, stats.lr, loop.on_divergence)
         return
     row = {
         "epoch": epoch + 1,
@@ -459,11 +329,12 @@ def _end_epoch(
         "train_accuracy": correct / seen,
     }
     distributed.sync_buffers(run.model)  # every rank scores (and saves) rank 0's model
-    split = monitored_split(data)
+    split = monitored_split(loop.data)
     measured = f"{split}_accuracy"
-    if eval_every_epoch or run.best is not None or epoch + 1 == schedule.epochs:
+    epochs = loop.schedule.epochs
+    if loop.eval_every_epoch or run.best is not None or epoch + 1 == epochs:
         row[measured] = evaluate_accuracy(
-            run.model, data, device=device, amp=speed.amp, split=split
+            run.model, loop.data, device=loop.device, amp=loop.speed.amp, split=split
         )
         if run.best is not None:
             run.best.offer(epoch + 1, row[measured], run.model)
@@ -473,21 +344,10 @@ def _end_epoch(
         "%s epoch %d/%d: loss %.4f, train acc %.4f%s, %.1fs",
         run.description,
         epoch + 1,
-        schedule.epochs,
+        epochs,
         row["train_loss"],
         row["train_accuracy"],
         f", {split} acc {row[measured]:.4f}" if measured in row else "",
         seconds,
     )
-    if run.checkpoint is not None:
-        state = {
-            "epoch": epoch + 1,
-            "model": run.model.state_dict(),
-            "optimizer": run.optimizer.state_dict(),
-            "scheduler": run.scheduler.state_dict(),
-            "history": run.history,
-        }
-        if run.best is not None:
-            state["best"] = vars(run.best)
-        # Rank 0 writes; a failure there is raised on every rank, none left waiting.
-        distributed.from_main(lambda: torch_save(state, run.checkpoint))
+    checkpoints.save(run, epoch + 1)

@@ -9,7 +9,7 @@ import numpy as np
 from kdfair.measure import TrainedModel, recipes_of, result_row
 from kdfair.metrics.columns import metric_columns
 from kdfair.metrics.individual import Neighbourhood
-from kdfair.predict import Predictions
+from kdfair.predictions import Predictions
 from kdfair.recipes import eval_hash, eval_settings
 from kdfair.results import append_results
 from kdfair.store import StoredModel, model_key

@@ -9,7 +9,7 @@ import pytest
 from kdfair.analysis import analyze
 from kdfair.metrics.columns import metric_columns
 from kdfair.metrics.individual import Neighbourhood
-from kdfair.predict import Predictions
+from kdfair.predictions import Predictions
 from kdfair.results import RECIPE_COLUMNS, read_results
 
 from .cli_helpers import kdfair_in_process

@@ -23,6 +23,14 @@ def test_version_is_the_packages():
     assert result.stdout.strip() == f"kdfair {kdfair.__version__}"
 
 
+def test_the_version_is_pyprojects():
+    """kdfair.version is the one place the package reads its version; the packaging metadata
+    (pyproject.toml) must say the same."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == kdfair.__version__
+
+
 def test_train_help_names_kdfair_and_lists_the_experiments(tmp_path):
     result = run_kdfair(tmp_path, tmp_path / "data", "train", "--help")
     assert result.returncode == 0, result.stderr
@@ -63,7 +71,13 @@ def completion_script(tmp_path_factory) -> Path:
 
 
 def test_bash_completion_completes_commands_and_overrides(completion_script):
-    assert _complete(completion_script, "kdfair ") == ["train", "plan", "analyze", "compare"]
+    assert _complete(completion_script, "kdfair ") == [
+        "train",
+        "plan",
+        "tune",
+        "analyze",
+        "compare",
+    ]
     assert _complete(completion_script, "kdfair pl") == ["plan"]
     assert _complete(completion_script, "kdfair train +experiment=cifar10") == [
         "+experiment=cifar100_densenet169_densenet121",

@@ -14,7 +14,7 @@ from kdfair.analysis.bootstrap import (
     seed_interval,
 )
 from kdfair.metrics.columns import metric_columns
-from kdfair.predict import Predictions
+from kdfair.predictions import Predictions
 
 
 def _predictions(rng, n=400, accuracy=0.8, classes=3):

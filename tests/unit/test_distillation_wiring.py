@@ -25,7 +25,9 @@ from kdfair.data import DataBundle, Split
 from kdfair.data.inputs import ImageInputs
 from kdfair.data.transforms import Augmentation
 from kdfair.schedule import Schedule
-from kdfair.training import Distillation, Speed, TeacherLogits, fit
+from kdfair.speed import Speed
+from kdfair.teacherlogits import TeacherLogits
+from kdfair.training import Distillation, fit
 
 CLASSES, SIDE = 4, 4
 

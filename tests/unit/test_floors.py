@@ -12,7 +12,7 @@ from kdfair.analysis.load import Sweep
 from kdfair.metrics.catalog import claimed, describe, floored, lower_is_fairer, scale
 from kdfair.metrics.columns import metric_columns
 from kdfair.metrics.group import multiclass_dpd, multiclass_eod
-from kdfair.predict import Predictions
+from kdfair.predictions import Predictions
 
 
 def _predictions(rng, *, classes=10, groups=5, per_cell=40, accuracy=0.8, biased=0.0):

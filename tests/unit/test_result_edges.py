@@ -14,7 +14,7 @@ from kdfair.data.hatexplain import DEFAULT_ATTRIBUTES, load_hatexplain, post_gro
 from kdfair.errors import KdfairError
 from kdfair.metrics.columns import metric_columns
 from kdfair.metrics.individual import Neighbourhood
-from kdfair.predict import HALF_PRECISION_MIN_CLASSES, Predictions
+from kdfair.predictions import HALF_PRECISION_MIN_CLASSES, Predictions
 
 from ..fixtures.text import write_hatexplain, write_tokenizer
 from ..integration.sweep_fixture import write_fairness_sweep

@@ -7,7 +7,7 @@ import torch
 
 from kdfair.atomic import atomic_path, write_json
 from kdfair.errors import KdfairError
-from kdfair.predict import Predictions
+from kdfair.predictions import Predictions
 from kdfair.store import REQUIRED_FILES, Entry, ModelStore, model_key
 
 

@@ -8,7 +8,8 @@ from kdfair.errors import KdfairError
 from kdfair.models.lenet import lenet5
 from kdfair.schedule import Schedule, lr_factor, scaled_milestones
 from kdfair.settings import resolve_device
-from kdfair.training import Speed, fit
+from kdfair.speed import Speed
+from kdfair.training import fit
 
 
 @pytest.mark.parametrize(
@@ -204,7 +205,7 @@ def _jumpy_run(data, keep, epochs=6, checkpoint=None):
 
 
 def test_checkpoint_best_keeps_the_epoch_with_the_best_validation_accuracy(data_with_val):
-    from kdfair.training import evaluate_accuracy
+    from kdfair.predict import evaluate_accuracy
 
     run = _jumpy_run(data_with_val, "best")
     scores = [h["val_accuracy"] for h in run.history]

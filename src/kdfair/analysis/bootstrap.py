@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse, stats
 
-from kdfair.predict import Predictions
+from kdfair.predictions import Predictions
 
 RESAMPLES = 1000
 LEVEL = 0.95

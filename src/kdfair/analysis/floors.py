@@ -30,7 +30,7 @@ import pandas as pd
 from kdfair.analysis.bootstrap import group_metrics_from_counts
 from kdfair.analysis.load import Sweep
 from kdfair.metrics.catalog import FLOOR_SUFFIXES, floored
-from kdfair.predict import Predictions
+from kdfair.predictions import Predictions
 
 PERMUTATIONS = 200
 

@@ -10,7 +10,7 @@ import pandas as pd
 
 from kdfair.errors import KdfairError
 from kdfair.metrics.catalog import floored
-from kdfair.predict import Predictions, readable
+from kdfair.predictions import Predictions, readable
 from kdfair.recipes import differences
 from kdfair.results import (
     IDENTITY,

@@ -14,9 +14,9 @@ import logging
 from pathlib import Path
 
 from kdfair.errors import KdfairError
-from kdfair.measure import neighbourhood
 from kdfair.metrics.columns import metric_columns
-from kdfair.predict import Predictions
+from kdfair.metrics.individual import neighbourhood
+from kdfair.predictions import Predictions
 from kdfair.recipes import eval_hash, eval_settings
 from kdfair.results import LEADING, TRAILING, append_results, read_results
 

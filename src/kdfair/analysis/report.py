@@ -16,7 +16,7 @@ import pandas as pd
 
 from kdfair.analysis import figures, markdown
 from kdfair.analysis.bootstrap import RESAMPLES, label_disparity
-from kdfair.analysis.engine import analyse
+from kdfair.analysis.engine import Analysed, analyse
 from kdfair.analysis.load import Sweep, load_sweep
 from kdfair.analysis.paper import comparison as paper_comparison
 from kdfair.analysis.tables import disagreements, model_intervals
@@ -53,7 +53,6 @@ def analyze(
     sweep = load_sweep(directory, recipes=recipes, evaluation=evaluation)
     out = sweep.directory / "analysis"
     out.mkdir(exist_ok=True)
-    experiment = str(sweep.results["experiment"].iloc[0])
     done = analyse(
         sweep,
         normalisation=normalisation,
@@ -63,27 +62,9 @@ def analyze(
         resamples=resamples,
         seed=seed,
     )
-    _write_csv(done.summary, out / "summary.csv", index=False)
-    _write_csv(model_intervals(sweep, done.replicates), out / "model_intervals.csv", index=False)
-    if floored(sweep.results.columns):
-        _write_csv(done.floors, out / "floors.csv", index=False)
-    labels = None
-    if sweep.attributes:
-        first = sweep.predictions(sweep.results.iloc[0])
-        labels = label_disparity(first, sweep.num_classes, resamples=resamples, seed=seed)
-        _write_csv(labels, out / "label_disparity.csv", index=False)
-    _write_csv(done.tests, out / "classwise_tests.csv", index=False)
-    _write_csv(done.counts, out / "significant_classes.csv", index=False)
-    matrices = disagreements(sweep)
-    for name, matrix in matrices.items():
-        _write_csv(matrix, out / f"disagreement_{name}.csv")
-    _write_csv(done.claims, out / "claims.csv", index=False)
-    compared = paper_comparison(sweep, done.summary, done.counts)
-    if len(compared):
-        _write_csv(compared, out / "paper_comparison.csv", index=False)
-
+    labels, matrices, compared = _write_tables(sweep, done, out, resamples=resamples, seed=seed)
     pngs = _figures(sweep, done.summary, labels, done.tests, done.counts, matrices, out)
-    lines = markdown.header(sweep, experiment)
+    lines = markdown.header(sweep, str(sweep.results["experiment"].iloc[0]))
     lines += markdown.claims_section(done.claims, threshold, claims_correction)
     lines += markdown.accuracy_section(
         done.summary,
@@ -111,50 +92,91 @@ def analyze(
     return path
 
 
+def _write_tables(
+    sweep: Sweep, done: Analysed, out: Path, *, resamples: int, seed: int
+) -> tuple[pd.DataFrame | None, dict[str, pd.DataFrame], pd.DataFrame]:
+    """Every CSV of the analysis (those that apply to the sweep); returns what the report and
+    its figures read besides `done`: the label disparity (None without attributes), the
+    disagreement matrices and the comparison with the paper."""
+    _write_csv(done.summary, out / "summary.csv", index=False)
+    _write_csv(model_intervals(sweep, done.replicates), out / "model_intervals.csv", index=False)
+    if floored(sweep.results.columns):
+        _write_csv(done.floors, out / "floors.csv", index=False)
+    labels = None
+    if sweep.attributes:
+        first = sweep.predictions(sweep.results.iloc[0])
+        labels = label_disparity(first, sweep.num_classes, resamples=resamples, seed=seed)
+        _write_csv(labels, out / "label_disparity.csv", index=False)
+    _write_csv(done.tests, out / "classwise_tests.csv", index=False)
+    _write_csv(done.counts, out / "significant_classes.csv", index=False)
+    matrices = disagreements(sweep)
+    for name, matrix in matrices.items():
+        _write_csv(matrix, out / f"disagreement_{name}.csv")
+    _write_csv(done.claims, out / "claims.csv", index=False)
+    compared = paper_comparison(sweep, done.summary, done.counts)
+    if len(compared):
+        _write_csv(compared, out / "paper_comparison.csv", index=False)
+    return labels, matrices, compared
+
+
 def _figures(
     sweep: Sweep, summary_table, labels, tests, counts, matrices, out: Path
 ) -> list[tuple[str, Path]]:
-    pngs: list[tuple[str, Path]] = []
+    """The report's figures as (title, PNG), in the report's order: metrics against T, then
+    class-wise changes and disagreement."""
+    pngs = _temperature_figures(sweep, summary_table, labels, out) if sweep.temperatures else []
+    return pngs + _class_figures(sweep, tests, counts, matrices, out)
+
+
+def _temperature_figures(sweep: Sweep, summary_table, labels, out: Path) -> list[tuple[str, Path]]:
+    """Accuracy, group fairness (with the labels' own disparity as lines) and individual
+    fairness against the temperature."""
     label_lines = {}
     if labels is not None:
         value = labels.set_index("metric")["value"]
         for attr in sweep.attributes:
             m = f"dpd_{attr}"
             label_lines[m] = (value[m], value[f"{m}_ci_low"], value[f"{m}_ci_high"])
-    if sweep.temperatures:
+    pngs = [
+        (
+            "Accuracy against temperature",
+            figures.metric_vs_temperature(
+                summary_table, ["accuracy"], ["accuracy"], out / "accuracy_vs_temperature.png"
+            ),
+        )
+    ]
+    for attr in sweep.attributes:
         pngs.append(
             (
-                "Accuracy against temperature",
+                f"Group fairness w.r.t. {attr} (Fig. 4)",
                 figures.metric_vs_temperature(
-                    summary_table, ["accuracy"], ["accuracy"], out / "accuracy_vs_temperature.png"
+                    summary_table,
+                    [f"eod_{attr}", f"dpd_{attr}"],
+                    [f"EOD ({attr})", f"DPD ({attr})"],
+                    out / f"group_fairness_{attr}.png",
+                    label_lines=label_lines,
                 ),
             )
         )
-        for attr in sweep.attributes:
-            pngs.append(
-                (
-                    f"Group fairness w.r.t. {attr} (Fig. 4)",
-                    figures.metric_vs_temperature(
-                        summary_table,
-                        [f"eod_{attr}", f"dpd_{attr}"],
-                        [f"EOD ({attr})", f"DPD ({attr})"],
-                        out / f"group_fairness_{attr}.png",
-                        label_lines=label_lines,
-                    ),
-                )
+    if "individual_fairness" in sweep.results:
+        pngs.append(
+            (
+                "Individual fairness against temperature (Table 4)",
+                figures.metric_vs_temperature(
+                    summary_table,
+                    ["individual_fairness", "consistency"],
+                    ["individual fairness (lower is fairer)", "kNN consistency"],
+                    out / "individual_fairness.png",
+                ),
             )
-        if "individual_fairness" in sweep.results:
-            pngs.append(
-                (
-                    "Individual fairness against temperature (Table 4)",
-                    figures.metric_vs_temperature(
-                        summary_table,
-                        ["individual_fairness", "consistency"],
-                        ["individual fairness (lower is fairer)", "kNN consistency"],
-                        out / "individual_fairness.png",
-                    ),
-                )
-            )
+        )
+    return pngs
+
+
+def _class_figures(sweep: Sweep, tests, counts, matrices, out: Path) -> list[tuple[str, Path]]:
+    """#SC/#TC against T, the per-class accuracy change at the T with most significant classes
+    and the NDS-vs-DS disagreement at the largest T."""
+    pngs = []
     if counts[["n_sc", "n_tc"]].notna().any().any():
         pngs.append(
             (

@@ -109,37 +109,8 @@ def load_celeba(
 ) -> DataBundle:
     """CelebA as a binary task `target` with `protected` attributes (see the module docstring)."""
     io = DataIO.of(io)
-    root, download = Path(io.root), io.download
-    if download:
-        from torchvision.datasets import CelebA
-
-        CelebA(str(root), split="all", target_type="attr", download=True)
-    folder = root / FOLDER
-    images_dir, attr_file, partition_file = require_files(
-        "CelebA",
-        root,
-        [
-            f"{FOLDER}/img_align_celeba",
-            f"{FOLDER}/list_attr_celeba.txt",
-            f"{FOLDER}/list_eval_partition.txt",
-        ],
-        layout=LAYOUT.replace("<root>", str(root)),
-        how_to_get=HOW_TO_GET,
-    )
-    attributes = read_attributes(attr_file)
-    unknown = [a for a in (target, *protected) if a not in attributes.columns]
-    if unknown:
-        raise KdfairError(
-            f"CelebA has no attribute {unknown}; use one of: {', '.join(attributes.columns)} "
-            "(dataset.target, dataset.protected)."
-        )
-    partition = read_partition(partition_file).reindex(attributes.index)
-    if partition.isna().any():
-        raise corrupt(
-            "CelebA", partition_file, ValueError("images without a partition"), HOW_TO_GET
-        )
-
-    group_names = {a: [f"not {a}", a] for a in protected}
+    images_dir, attr_file, partition_file = _files(Path(io.root), io.download)
+    attributes, partition = _tables(attr_file, partition_file, (target, *protected))
     splits = {}
     for split, code in (("train", 0), ("val", 1), ("test", 2)):
         names = attributes.index[partition.to_numpy() == code]
@@ -147,46 +118,18 @@ def load_celeba(
             continue
         if len(names) == 0:
             raise corrupt("CelebA", partition_file, ValueError(f"no {split} images"), HOW_TO_GET)
-        params = {
-            "split": split,
-            "image_size": image_size,
-            "names": len(names),
-            "first": names[0],
-            "last": names[-1],
-        }
-        arrays = cached_arrays(
-            cache_path(folder / "kdfair-cache", f"celeba-{split}-{image_size}px", params),
-            lambda names=names, split=split: {
-                "images": decode_all(
-                    [images_dir / n for n in names],
-                    image_size,
-                    center_crop=CROP,
-                    description=f"CelebA {split}",
-                )
-            },
-            what=f"CelebA {split}",
-        )
         rows = attributes.loc[names]
+        images = _images(images_dir, names, split, image_size)
         labels = rows[target].to_numpy()
         keep = balance(labels, balance_seed) if split == "train" else np.arange(len(names))
         splits[split] = Split(
-            torch.from_numpy(arrays["images"][keep]),
+            torch.from_numpy(images[keep]),
             torch.from_numpy(labels[keep]),
             {a: torch.from_numpy(rows[a].to_numpy()[keep]) for a in protected},
         )
-
+    group_names = {a: [f"not {a}", a] for a in protected}
     train = splits["train"]
-    distribution = group_distribution(
-        train.labels.numpy(),
-        {a: v.numpy() for a, v in train.attributes.items()},
-        target,
-        group_names,
-    )
-    log.info(
-        "CelebA balanced training set: %d images; groups: %s",
-        len(train),
-        ", ".join(f"{k} {v:.2%}" for k, v in distribution.items()),
-    )
+    distribution = _logged_distribution(train, target, group_names)
     return DataBundle(
         name="celeba",
         train=train,
@@ -209,3 +152,82 @@ def load_celeba(
             "train_group_distribution": distribution,
         },
     )
+
+
+def _logged_distribution(train: Split, target: str, group_names: dict[str, list[str]]) -> dict:
+    """The balanced training set's group distribution (the paper's Table 5), logged."""
+    distribution = group_distribution(
+        train.labels.numpy(),
+        {a: v.numpy() for a, v in train.attributes.items()},
+        target,
+        group_names,
+    )
+    log.info(
+        "CelebA balanced training set: %d images; groups: %s",
+        len(train),
+        ", ".join(f"{k} {v:.2%}" for k, v in distribution.items()),
+    )
+    return distribution
+
+
+def _files(root: Path, download: bool) -> list[Path]:
+    """The image folder, attribute file and partition file (downloaded first if asked)."""
+    if download:
+        from torchvision.datasets import CelebA
+
+        CelebA(str(root), split="all", target_type="attr", download=True)
+    return require_files(
+        "CelebA",
+        root,
+        [
+            f"{FOLDER}/img_align_celeba",
+            f"{FOLDER}/list_attr_celeba.txt",
+            f"{FOLDER}/list_eval_partition.txt",
+        ],
+        layout=LAYOUT.replace("<root>", str(root)),
+        how_to_get=HOW_TO_GET,
+    )
+
+
+def _tables(
+    attr_file: Path, partition_file: Path, used: tuple[str, ...]
+) -> tuple[pd.DataFrame, pd.Series]:
+    """The attribute table (checked to hold the `used` attributes) and each image's partition."""
+    attributes = read_attributes(attr_file)
+    unknown = [a for a in used if a not in attributes.columns]
+    if unknown:
+        raise KdfairError(
+            f"CelebA has no attribute {unknown}; use one of: {', '.join(attributes.columns)} "
+            "(dataset.target, dataset.protected)."
+        )
+    partition = read_partition(partition_file).reindex(attributes.index)
+    if partition.isna().any():
+        raise corrupt(
+            "CelebA", partition_file, ValueError("images without a partition"), HOW_TO_GET
+        )
+    return attributes, partition
+
+
+def _images(images_dir: Path, names: pd.Index, split: str, image_size: int) -> np.ndarray:
+    """One split's images as uint8, decoded once and cached beside the data (kdfair-cache/)."""
+    params = {
+        "split": split,
+        "image_size": image_size,
+        "names": len(names),
+        "first": names[0],
+        "last": names[-1],
+    }
+    arrays = cached_arrays(
+        # <root>/celeba/kdfair-cache, beside the images
+        cache_path(images_dir.parent / "kdfair-cache", f"celeba-{split}-{image_size}px", params),
+        lambda: {
+            "images": decode_all(
+                [images_dir / n for n in names],
+                image_size,
+                center_crop=CROP,
+                description=f"CelebA {split}",
+            )
+        },
+        what=f"CelebA {split}",
+    )
+    return arrays["images"]

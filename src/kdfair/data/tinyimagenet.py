@@ -42,7 +42,6 @@ def load_tinyimagenet(
 ) -> DataBundle:
     """Tiny ImageNet train and val splits, resized to `image_size` (native: 64)."""
     root = Path(DataIO.of(io).root)
-    base = root / FOLDER
     wnids_file, words_file, annotations = require_files(
         "Tiny ImageNet",
         root,
@@ -52,48 +51,10 @@ def load_tinyimagenet(
     )
     wnids = wnids_file.read_text().split()
     index = {w: i for i, w in enumerate(wnids)}
-    train_paths, train_labels = [], []
-    for wnid in wnids:
-        files = sorted((base / "train" / wnid / "images").glob("*.JPEG"))
-        if not files:
-            require_files(
-                "Tiny ImageNet",
-                root,
-                [f"{FOLDER}/train/{wnid}/images/*.JPEG"],
-                layout=LAYOUT.replace("<root>", str(root)),
-                how_to_get=HOW_TO_GET,
-            )
-        train_paths += files
-        train_labels += [index[wnid]] * len(files)
-    val_paths, val_labels = [], []
-    for number, line in enumerate(annotations.read_text().splitlines(), 1):
-        fields = line.split("\t")
-        if len(fields) < 2 or fields[1] not in index:
-            raise corrupt(
-                "Tiny ImageNet",
-                annotations,
-                ValueError(f"line {number} names no known wnid: {line[:60]!r}"),
-                HOW_TO_GET,
-            )
-        val_paths.append(base / "val" / "images" / fields[0])
-        val_labels.append(index[fields[1]])
-
-    def split(name: str, paths: list[Path], labels: list[int]) -> Split:
-        params = {
-            "split": name,
-            "n": len(paths),
-            "first": str(paths[0].name),
-            "last": str(paths[-1].name),
-            "image_size": image_size,
-        }
-        arrays = cached_arrays(
-            cache_path(base / "kdfair-cache", f"tinyimagenet-{name}-{image_size}px", params),
-            lambda: {"images": decode_all(paths, image_size, description=f"Tiny ImageNet {name}")},
-            what=f"Tiny ImageNet {name}",
-        )
-        return Split(torch.from_numpy(arrays["images"]), torch.tensor(labels, dtype=torch.int64))
-
-    train, test = split("train", train_paths, train_labels), split("val", val_paths, val_labels)
+    train_files = _train_files(root, wnids, index)
+    val_files = _val_files(root, annotations, index)  # read (and checked) before any decoding
+    train = _split(root, "train", *train_files, image_size)
+    test = _split(root, "val", *val_files, image_size)
     return DataBundle(
         name="tinyimagenet",
         train=train,
@@ -108,3 +69,60 @@ def load_tinyimagenet(
         ),
         info={"n_train": len(train), "n_test": len(test)},
     )
+
+
+def _train_files(
+    root: Path, wnids: list[str], index: dict[str, int]
+) -> tuple[list[Path], list[int]]:
+    """The training images, class by class, and their labels; a class without images is an
+    error that shows the expected layout."""
+    paths, labels = [], []
+    for wnid in wnids:
+        files = sorted((root / FOLDER / "train" / wnid / "images").glob("*.JPEG"))
+        if not files:
+            require_files(
+                "Tiny ImageNet",
+                root,
+                [f"{FOLDER}/train/{wnid}/images/*.JPEG"],
+                layout=LAYOUT.replace("<root>", str(root)),
+                how_to_get=HOW_TO_GET,
+            )
+        paths += files
+        labels += [index[wnid]] * len(files)
+    return paths, labels
+
+
+def _val_files(
+    root: Path, annotations: Path, index: dict[str, int]
+) -> tuple[list[Path], list[int]]:
+    """The val images (kdfair's test split) and their labels, from val_annotations.txt."""
+    paths, labels = [], []
+    for number, line in enumerate(annotations.read_text().splitlines(), 1):
+        fields = line.split("\t")
+        if len(fields) < 2 or fields[1] not in index:
+            raise corrupt(
+                "Tiny ImageNet",
+                annotations,
+                ValueError(f"line {number} names no known wnid: {line[:60]!r}"),
+                HOW_TO_GET,
+            )
+        paths.append(root / FOLDER / "val" / "images" / fields[0])
+        labels.append(index[fields[1]])
+    return paths, labels
+
+
+def _split(root: Path, name: str, paths: list[Path], labels: list[int], image_size: int) -> Split:
+    """One split, decoded once and cached in <root>/tiny-imagenet-200/kdfair-cache."""
+    params = {
+        "split": name,
+        "n": len(paths),
+        "first": str(paths[0].name),
+        "last": str(paths[-1].name),
+        "image_size": image_size,
+    }
+    arrays = cached_arrays(
+        cache_path(root / FOLDER / "kdfair-cache", f"tinyimagenet-{name}-{image_size}px", params),
+        lambda: {"images": decode_all(paths, image_size, description=f"Tiny ImageNet {name}")},
+        what=f"Tiny ImageNet {name}",
+    )
+    return Split(torch.from_numpy(arrays["images"]), torch.tensor(labels, dtype=torch.int64))

@@ -16,7 +16,7 @@ import numpy as np
 from kdfair.metrics.accuracy import accuracy
 from kdfair.metrics.group import UndefinedMetricError, multiclass_dpd, multiclass_eod
 from kdfair.metrics.individual import Neighbourhood, consistency, lipschitz_individual_fairness
-from kdfair.predict import Predictions
+from kdfair.predictions import Predictions
 
 log = logging.getLogger(__name__)
 

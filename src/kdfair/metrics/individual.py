@@ -15,7 +15,9 @@ kNN consistency (Zemel et al. 2013), higher is fairer:
 which for binary predictions equals Zemel's 1 - (1/N) sum_i |yhat_i - mean_{j in kNN(i)} yhat_j|.
 
 Neighbours come from scikit-learn's NearestNeighbors, which works in chunks: 100k points never
-need an N x N matrix. Build the `Neighbourhood` once per test set and reuse it for every model.
+need an N x N matrix. Build the `Neighbourhood` once per test set and reuse it for every model:
+`neighbourhood(eval.individual, ...)` builds it from the eval settings, for a job's measuring
+(kdfair.measure) and for `kdfair analyze --remeasure` (kdfair.analysis.remeasure) alike.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import softmax
 from sklearn.neighbors import NearestNeighbors
+
+from kdfair.errors import KdfairError
 
 METRICS = ("euclidean", "cosine")
 
@@ -114,3 +118,49 @@ def input_embedding(images: np.ndarray, *, dim: int = 256, seed: int = 0) -> np.
     rng = np.random.default_rng(seed)
     projection = rng.standard_normal((x.shape[1], dim), dtype=np.float32) / np.sqrt(dim)
     return x @ projection
+
+
+def neighbourhood(
+    individual: dict,
+    *,
+    reference_embedding: np.ndarray | None = None,
+    test_inputs=None,
+    dataset_name: str = "dataset",
+) -> Neighbourhood | None:
+    """The pairs individual fairness is measured on (None when eval.individual is disabled).
+
+    `individual` is the eval.individual block; space=teacher needs `reference_embedding` (the
+    reference teacher's penultimate features), space=input needs `test_inputs` (the test images
+    as an array, or None for a streamed dataset).
+    """
+    if not individual["enabled"]:
+        return None
+    if individual["space"] == "input":
+        if test_inputs is None:
+            raise KdfairError(
+                f"eval.individual.space=input needs the {dataset_name} test images in memory; "
+                "use eval.individual.space=teacher for streamed datasets."
+            )
+        embedding = input_embedding(
+            np.asarray(test_inputs),
+            dim=int(individual["projection_dim"]),
+            seed=int(individual["seed"]),
+        )
+    else:
+        if reference_embedding is None:
+            raise KdfairError(
+                "eval.individual.space=teacher needs the reference teacher's embedding, but its "
+                "predictions.npz has none (stored only for models trained as teachers). Retrain "
+                "that teacher, or use eval.individual.space=input."
+            )
+        embedding = reference_embedding
+    if individual["pairs"] == "knn":
+        return Neighbourhood.knn(
+            embedding, k=min(int(individual["k"]), len(embedding) - 1), metric=individual["metric"]
+        )
+    return Neighbourhood.random_pairs(
+        embedding,
+        n_pairs=int(individual["n_pairs"]),
+        metric=individual["metric"],
+        seed=int(individual["seed"]),
+    )
