@@ -168,7 +168,7 @@ def tune(args: list[str]) -> int:
     overrides = expand_tuned([a for a in args if a not in ("-m", "--multirun")])
     overrides, roles = _roles_option(overrides)
     _refuse_flags(overrides, "tune", "--roles", "tune dataset.val_fraction=0.2 --roles nds")
-    check_job_overrides(overrides)
+    check_job_overrides(overrides, tuning=True)
     check_tune_overrides(overrides)
     command = shlex.join(["kdfair", "tune", *args])
     run_tune([*overrides, *roles], lambda sweep: train(sweep, task=run_trials), command=command)

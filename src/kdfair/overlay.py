@@ -60,15 +60,23 @@ def _number(t: float):
 
 
 def expand_tuned(overrides: list[str]) -> list[str]:
-    """`overrides` with each `tuned=NAME|PATH` replaced by its overlay's settings."""
+    """`overrides` with each `tuned=NAME|PATH` replaced by its overlay's settings, and a
+    `distill.lr={...}` replacing the configured mapping rather than merging into it."""
     out = []
     for override in overrides:
         key, sep, value = override.partition("=")
         if sep and key.lstrip("+") == GROUP:
             out += overlay_overrides(find_overlay(value))
+        elif sep and key in REPLACED_MAPPINGS and value.lstrip().startswith("{"):
+            out += [f"{key}=null", override]  # Hydra merges a {...} into a mapping already set
         else:
             out.append(override)
     return out
+
+
+# Mappings a {...} override replaces whole (Hydra would merge it into the experiment's own:
+# `distill.lr={1:0.02}` on the demo would keep the demo's T = 4 and 10 learning rates).
+REPLACED_MAPPINGS = ("distill.lr",)
 
 
 def find_overlay(value: str) -> Path:
@@ -101,7 +109,12 @@ def overlay_overrides(path: Path) -> list[str]:
             f"tuned={path} is not an overlay written by kdfair tune: it may set only "
             f"{', '.join(allowed)} settings (got {list(settings or [])})."
         )
-    return [f"{key}={_hydra_value(value)}" for key, value in settings.items()]
+    overrides = []
+    for key, value in settings.items():
+        if isinstance(value, dict):  # replace, not merge into, a mapping the config already has
+            overrides.append(f"{key}=null")
+        overrides.append(f"{key}={_hydra_value(value)}")
+    return overrides
 
 
 def _hydra_value(value) -> str:

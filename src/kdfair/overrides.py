@@ -8,6 +8,8 @@ the composed job's config-group choices.
 
 from __future__ import annotations
 
+from omegaconf import OmegaConf
+
 from kdfair.compose import available
 from kdfair.errors import KdfairError
 
@@ -96,10 +98,49 @@ def check_experiment_file(choices: dict) -> None:
         )
 
 
-def check_job_overrides(overrides: list[str]) -> None:
-    """Every check a `kdfair train` (or `kdfair plan`) command line gets before Hydra."""
+def check_job_overrides(overrides: list[str], *, tuning: bool = False) -> None:
+    """Every check a `kdfair train` (or `plan`, or with `tuning`, `tune`) command line gets
+    before Hydra."""
     check_overrides(overrides)
     check_demo_choices(overrides)
+    if not tuning:  # a tune's trials set their own learning rates around the student's
+        check_shadowed_learning_rates(overrides)
+
+
+# The student's lr, and the settings that, when the experiment sets them, replace it per population.
+STUDENT_LR = "student_optim.optimizer.lr"
+OWN_LEARNING_RATES = {"distill.lr": "the distilled students", "nds_optim.optimizer.lr": "the NDS"}
+
+
+def check_shadowed_learning_rates(overrides: list[str]) -> None:
+    """`student_optim.optimizer.lr=X` on an experiment whose populations have their own learning
+    rates (distill.lr, nds_optim: the demo's, or a tuned= overlay's) would not reach them: one
+    error naming the override that does, rather than a study silently at the old rates."""
+    keys = [o.split("=", 1)[0].lstrip("+~") for o in overrides if "=" in o]
+    if STUDENT_LR not in keys:
+        return
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from kdfair.compose import compose_train
+
+    parsed = OverridesParser.create().parse_overrides(
+        [o for o in overrides if "=" in o and not o.startswith("-")]
+    )
+    cfg = compose_train([o.input_line for o in parsed if not o.is_sweep_override()])
+    shadowed = [
+        (key, whom)
+        for key, whom in OWN_LEARNING_RATES.items()
+        if key not in keys and OmegaConf.select(cfg, key) is not None
+    ]
+    if shadowed:
+        whom = " and ".join(w for _, w in shadowed)
+        own = "; ".join(f"{k}={OmegaConf.select(cfg, k)}" for k, _ in shadowed)
+        nulls = " ".join(f"{k}=null" for k, _ in shadowed)
+        raise KdfairError(
+            f"{STUDENT_LR} does not reach {whom}: this experiment gives them their own learning "
+            f"rates ({own}). Add {nulls} to train them at {STUDENT_LR}, or set those to the "
+            "rates you want."
+        )
 
 
 def check_tune_overrides(overrides: list[str]) -> None:

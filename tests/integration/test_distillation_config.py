@@ -31,7 +31,8 @@ def jobs(tmp_path_factory):
 
     out = {}
     for name, overrides in {"base": BASE, **VARIANTS}.items():
-        cfg = compose_train(["+experiment=demo", "+debug=smoke", *overrides])
+        # distill.lr=null: every T at the student's lr, so T alone tells the keys apart
+        cfg = compose_train(["+experiment=demo", "+debug=smoke", "distill.lr=null", *overrides])
         with open_dict(cfg):
             cfg.paths.outputs = str(root / "outputs")
             cfg.dataset.io.root = str(root / "data")

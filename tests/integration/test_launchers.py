@@ -37,8 +37,8 @@ def test_two_parallel_jobs_train_their_shared_teacher_once(tmp_path):
     (start_a, end_a), (start_b, end_b) = (_lifetime(f) for f in files)
     assert start_a < end_b and start_b < end_a
     logs = "".join(f.read_text() for f in files)
-    assert logs.count("teacher resnet20 seed=0: training into") == 1
-    assert logs.count("teacher resnet20 seed=0: reusing") == 1
+    assert logs.count("teacher resnet20 seed=0 lr=0.1: training into") == 1
+    assert logs.count("teacher resnet20 seed=0 lr=0.1: reusing") == 1
     for number in (1, 2):  # each job's place in the sweep and its models, in its log file
         assert f"progress: job {number}/2 · models 3/3 done, 0 left" in logs
     table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv")

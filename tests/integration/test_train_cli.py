@@ -101,9 +101,9 @@ def test_a_sweep_trains_each_teacher_once(tmp_path, data_root):
     )
     assert result.returncode == 0, result.stderr
     log = result.stderr
-    assert log.count("teacher resnet20 seed=0: training into") == 1
-    assert log.count("student lenet5 seed=0: training into") == 1
-    assert log.count("teacher resnet20 seed=0: reusing") == 1  # by the second job
+    assert log.count("teacher resnet20 seed=0 lr=0.1: training into") == 1
+    assert log.count("student lenet5 seed=0 lr=0.02: training into") == 1
+    assert log.count("teacher resnet20 seed=0 lr=0.1: reusing") == 1  # by the second job
     table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv")
     assert sorted(table["role"]) == ["distilled", "distilled", "student", "teacher"]
     assert table["model_key"].is_unique
@@ -145,7 +145,7 @@ def test_individual_fairness_of_a_seed_1_job_uses_the_seed_0_teachers_neighbourh
         "distill.teacher_seed=null",
     )
     assert result.returncode == 0, result.stderr
-    assert "teacher resnet20 seed=0: training into" in result.stderr  # the reference teacher
+    assert "teacher resnet20 seed=0 lr=0.1: training into" in result.stderr  # the reference teacher
     table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv")
     assert table["seed"].tolist() == [1, 1, 1]  # its rows are this job's models only
     assert table["individual_fairness"].notna().all()
@@ -159,7 +159,7 @@ def test_fused_and_separate_distillation_store_the_same_models(tmp_path, data_ro
         workdir.mkdir()
         result = run_kdfair(workdir, data_root, "train", *SMOKE, f"distill.fused={fused}")
         assert result.returncode == 0, result.stderr
-        assert ("students fused" in result.stderr) == (fused == "true")
+        assert ("models fused" in result.stderr) == (fused == "true")
         runs[fused] = pd.read_csv(
             workdir / "outputs" / "demo" / "results.csv", dtype={"model_key": str}
         )
@@ -177,8 +177,10 @@ def test_fused_and_separate_distillation_store_the_same_models(tmp_path, data_ro
 def test_recipes_and_eval_settings_keep_rows_apart(tmp_path, data_root, capsys):
     """Two student learning rates in one folder are two recipes, not extra seeds; a rerun with
     other eval settings measures its models again instead of keeping the old rows."""
-    assert run_kdfair(tmp_path, data_root, "train", *SMOKE).returncode == 0
-    faster = run_kdfair(tmp_path, data_root, "train", *SMOKE, "student_optim.optimizer.lr=0.1")
+    # every population at student_optim's lr (the demo's own per-population rates set aside)
+    plain = (*SMOKE, "distill.lr=null", "nds_optim.optimizer.lr=null")
+    assert run_kdfair(tmp_path, data_root, "train", *plain).returncode == 0
+    faster = run_kdfair(tmp_path, data_root, "train", *plain, "student_optim.optimizer.lr=0.1")
     assert faster.returncode == 0, faster.stderr
     table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv", dtype=str)
     assert table.groupby("role")["recipe"].nunique().to_dict() == {
@@ -193,7 +195,7 @@ def test_recipes_and_eval_settings_keep_rows_apart(tmp_path, data_root, capsys):
     assert mixed.returncode == 2
     assert "student_optim.optimizer.lr: 0.02 vs 0.1" in mixed.stderr, mixed.stderr
 
-    rerun = run_kdfair(tmp_path, data_root, "train", *SMOKE, "eval.individual.k=3")
+    rerun = run_kdfair(tmp_path, data_root, "train", *plain, "eval.individual.k=3")
     assert rerun.returncode == 0, rerun.stderr
     table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv", dtype={"eval": str})
     assert len(table) == 5 + 4 + 5 and table["eval"].nunique() == 2  # the teacher row once

@@ -48,7 +48,7 @@ def test_tune_keeps_the_finite_lr_records_the_divergence_and_writes_its_outputs(
     overlay = yaml.safe_load((tuned.folder / "tuned.yaml").read_text())
     assert overlay["nds_optim.optimizer.lr"] == 0.01
     assert overlay["distill.lr"] == {1: 0.01, 4: 0.01}
-    assert "kdfair train -m +debug=smoke distill.temperature=[1,4] tuned=" in tuned.first.stdout
+    assert "kdfair train -m +debug=smoke 'distill.temperature=[1,4]' tuned=" in tuned.first.stdout
 
 
 def test_a_rerun_trains_nothing_and_plan_shows_every_trial_stored(tuned):
