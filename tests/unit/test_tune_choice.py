@@ -141,3 +141,25 @@ def test_model_spec_of_the_nds_is_the_students_when_nds_optim_is_unset():
     models = job_models(settings)
     common = {k: v for k, v in models.student.spec.items() if k in ("dataset", "batch_size")}
     assert models.student.spec == model_spec(common, settings.student, settings.seed)
+
+
+def test_a_distill_lr_mapping_on_the_command_line_replaces_the_experiments():
+    """Hydra merges a {...} override into a mapping the config already has; the demo's T = 4
+    and 10 rates must not survive `distill.lr={1:0.01}`."""
+    from kdfair.overlay import expand_tuned
+
+    args = expand_tuned(["+experiment=demo", "distill.lr={1:0.01}", "distill.temperature=[1]"])
+    assert validate(compose_train(args)).distill.lr == {1.0: 0.01}
+
+
+def test_the_students_lr_where_populations_have_their_own_is_one_clear_error():
+    from kdfair.errors import KdfairError
+    from kdfair.overrides import check_job_overrides
+
+    with pytest.raises(KdfairError, match="distill.lr=null nds_optim.optimizer.lr=null"):
+        check_job_overrides(["student_optim.optimizer.lr=0.05"])  # the demo sets both
+    check_job_overrides(
+        ["student_optim.optimizer.lr=0.05", "distill.lr=null", "nds_optim.optimizer.lr=null"]
+    )
+    check_job_overrides(["+experiment=trifeature_cpu", "student_optim.optimizer.lr=0.05"])
+    check_job_overrides(["student_optim.optimizer.lr=0.05"], tuning=True)  # a tune's centre
