@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Trifeature study of docs/results/trifeature.md: four protocol variants of trifeature_cpu over
 # seeds 0-4 (the first trains the five teachers; every variant shares them through the store),
-# then their comparison. Usage: bash scripts/trifeature_study.sh [OUT_DIR]   (run from the repo root
-# with kdfair installed; KDFAIR_OUTPUTS and KDFAIR_DATA say where models and data go).
+# then their comparison; then the tuned variant (kdfair tune) against the default at the same
+# temperatures. Usage: bash scripts/trifeature_study.sh [OUT_DIR]   (run from the repo root with
+# kdfair installed; KDFAIR_OUTPUTS and KDFAIR_DATA say where models and data go).
 set -euo pipefail
 out=${1:-docs/results/trifeature}
 outputs=${KDFAIR_OUTPUTS:-outputs}
@@ -18,3 +19,12 @@ timed kdfair train -m +experiment=trifeature_cpu "$some" $seeds student_optim.ep
     'paths.experiment=${paths.outputs}/trifeature_cpu_long'
 timed kdfair compare "$outputs/trifeature_cpu" "$outputs/trifeature_cpu_t2" \
     "$outputs/trifeature_cpu_lr01" "$outputs/trifeature_cpu_long" --out "$out"
+# Tuned: each population at its validated lr (configs/tuned/trifeature_cpu.yaml is this tune's
+# overlay), against the default variant at the same temperatures.
+timed kdfair tune +experiment=trifeature_cpu dataset.val_fraction=0.2 "$some" \
+    'tune.grid=[0.00447,0.00946,0.02,0.0423,0.0894,0.189,0.4]' tune.seeds=3
+timed kdfair train -m +experiment=trifeature_cpu tuned=trifeature_cpu "$some" $seeds \
+    'paths.experiment=${paths.outputs}/trifeature_cpu_tuned'
+timed kdfair train -m +experiment=trifeature_cpu "$some" $seeds \
+    'paths.experiment=${paths.outputs}/trifeature_cpu_fixed'
+timed kdfair compare "$outputs/trifeature_cpu_fixed" "$outputs/trifeature_cpu_tuned" --out "$out/tuned"
