@@ -95,6 +95,8 @@ def result_row(
         "teacher_arch": teacher.spec["arch"]["name"] if distill else None,
         "temperature": distill["temperature"] if distill else None,
         "alpha": distill["alpha"] if distill else None,
+        "method": distill.get("method", "kd") if distill else None,
+        "control": distill.get("control", "none") if distill else None,
         "seed": model.spec["seed"],
         "model_key": model.entry.key,
         "teacher_key": distill["teacher_key"] if distill else None,

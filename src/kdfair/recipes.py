@@ -76,6 +76,11 @@ def recipe_settings(
             raise ValueError("a distilled student's recipe needs its teacher's spec")
         settings["distill.alpha"] = distill["alpha"]
         settings["distill.t_squared"] = distill["t_squared"]
+        for name in ("method", "control"):  # absent: kd, no control (older recipes unchanged)
+            if name in distill:
+                settings[f"distill.{name}"] = distill[name]
+        for method in ("dkd", "at"):
+            settings.update(flatten(distill.get(method, {}), f"distill.{method}"))
         teacher = recipe_settings(teacher_spec, "teacher")
         settings.update({k: v for k, v in teacher.items() if k.startswith("teacher")})
     for name, value in (chosen or {}).items():

@@ -1,8 +1,8 @@
 """results.csv: one row per (experiment, model, role, eval setting), appended under a lock.
 
-Columns, in order: experiment, dataset, role, arch, teacher_arch, temperature, alpha, seed,
-model_key, teacher_key, recipe, eval, epochs, lr, t_squared, accuracy, <metric columns>,
-predictions, finished_at. Metric columns are the ones rows bring (dpd_<attr>, eod_<attr>,
+Columns, in order: experiment, dataset, role, arch, teacher_arch, temperature, alpha, method,
+control, seed, model_key, teacher_key, recipe, eval, epochs, lr, t_squared, accuracy, <metric
+columns>, predictions, finished_at. Metric columns are the ones rows bring (dpd_<attr>, eod_<attr>,
 individual_fairness, consistency). `recipe` and `eval` are short hashes (kdfair.recipes); the
 settings behind them are kept in recipes.json beside results.csv. A model already in the file
 in the same role under the same eval setting is not appended again; in another role or measured
@@ -14,7 +14,9 @@ whose finished_at is not a whole timestamp) was cut short, e.g. by an interrupte
 KdfairError naming the line, never a row read with empty fields.
 
 A results.csv written before recipes were recorded (no recipe/eval/epochs/lr/t_squared columns)
-is still read: those columns come back empty and its rows count as one recipe and one eval.
+is still read: those columns come back empty and its rows count as one recipe and one eval. One
+written before distillation methods and controls existed (no method/control columns) reads as
+kd without a control for its distilled rows.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ IDENTITY = [
     "teacher_arch",
     "temperature",
     "alpha",
+    "method",
+    "control",
     "seed",
     "model_key",
     "teacher_key",
@@ -48,7 +52,16 @@ LEADING = [*IDENTITY, *RECIPE_COLUMNS, "accuracy"]
 TRAILING = ["predictions", "finished_at"]
 ROLES = ("teacher", "student", "distilled")
 UNRECORDED = "unrecorded"  # recipe/eval of rows written before those columns existed
-_STRINGS = {"model_key": str, "teacher_key": str, "recipe": str, "eval": str}
+# A distilled row's method and control where results.csv predates them (kdfair.settings.Distill)
+DISTILL_DEFAULTS = {"method": "kd", "control": "none"}
+_STRINGS = {
+    "model_key": str,
+    "teacher_key": str,
+    "recipe": str,
+    "eval": str,
+    "method": str,
+    "control": str,
+}
 # finished_at as kdfair writes it (UTC, to the second): what a whole last field looks like
 _WHOLE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
 
@@ -129,6 +142,12 @@ def read_results(path: Path) -> pd.DataFrame:
         if column not in table.columns:
             table[column] = UNRECORDED if column in ("recipe", "eval") else None
     table[["recipe", "eval"]] = table[["recipe", "eval"]].fillna(UNRECORDED)
+    distilled = table["role"] == "distilled"
+    for column, default in DISTILL_DEFAULTS.items():
+        if column not in table.columns:
+            table[column] = None
+        table[column] = table[column].astype(object)
+        table.loc[distilled & table[column].isna(), column] = default
     return table.reindex(columns=ordered_columns(table.columns))
 
 

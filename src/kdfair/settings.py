@@ -7,12 +7,13 @@ built here from these settings, so what identifies a model is written down in on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from kdfair.errors import KdfairError
 from kdfair.schedule import Schedule, scaled_milestones
 
 # Dataset keys that say where or how data is read or cached, not what it is: the `dataset.io`
@@ -69,6 +70,17 @@ class Distill:
     teacher_seed: int | None  # None: the teacher of the job's own seed
     fused: bool  # train the missing students of one job together
     lr: dict[float, float] | None = None  # distill.lr: a learning rate per T; None: the student's
+    method: str = "kd"  # kd, dkd or at (kdfair.objectives)
+    control: str = "none"  # none, smoothing or shuffled (kdfair.controls)
+    options: dict = field(default_factory=dict)  # the method's settings: {"dkd": {...}} or
+    # {"at": {"beta": ..., "pairs": [[teacher stage, student stage], ...]}}
+
+    @property
+    def variant(self) -> dict:
+        """What a distilled student's spec adds for its method and control: nothing for kd
+        without a control, so the keys of models stored before methods existed stay valid."""
+        extra = {} if self.method == "kd" else {"method": self.method, **self.options}
+        return extra | ({} if self.control == "none" else {"control": self.control})
 
 
 @dataclass(frozen=True)
@@ -175,6 +187,9 @@ class Settings:
                 teacher_seed=distill["teacher_seed"],
                 fused=bool(distill["fused"]),
                 lr=None if lr is None else {float(t): float(v) for t, v in lr.items()},
+                method=str(distill.get("method", "kd")),
+                control=str(distill.get("control", "none")),
+                options=_method_options(cfg),
             ),
             evaluation=c["eval"],
             hardware=Hardware(
@@ -192,6 +207,37 @@ class Settings:
                 roles=tuple(tune.get("roles", ("student", "distilled"))),
             ),
         )
+
+
+def _method_options(cfg: DictConfig) -> dict:
+    """The settings of distill.method (none for kd), as the model spec holds them."""
+    distill = OmegaConf.to_container(cfg.distill, resolve=True)
+    method = distill.get("method", "kd")
+    if method == "dkd":
+        return {"dkd": {k: float(v) for k, v in distill["dkd"].items()}}
+    if method == "at":
+        return {"at": {"beta": float(distill["at"]["beta"]), "pairs": at_pairs(cfg)}}
+    return {}
+
+
+def at_pairs(cfg: DictConfig) -> list[list[str]]:
+    """The (teacher stage, student stage) pairs distill.at.stages declares for this job's
+    teacher and student architectures; KdfairError when it declares none."""
+    teacher, student = cfg.teacher.name, cfg.student.name
+    pairs = (cfg.distill.at.get("stages") or {}).get(teacher, {}).get(student)
+    example = f"distill.at.stages.{teacher}.{student}=[[stages.2,body.1]]"
+    if not pairs:
+        raise KdfairError(
+            f"distill.method=at has no stage pairs for {teacher} -> {student}: declare the "
+            f"teacher and student submodules whose attention maps are matched, e.g. "
+            f"'+{example}' (configs/distill/kd.yaml lists the declared pairs)."
+        )
+    if not all(len(pair) == 2 for pair in pairs):
+        raise KdfairError(
+            f"distill.at.stages.{teacher}.{student}={pairs!r} is invalid: give a list of "
+            f"[teacher stage, student stage] pairs, e.g. {example}."
+        )
+    return [[str(t), str(s)] for t, s in pairs]
 
 
 def _numbers(value) -> tuple[float, ...] | None:
@@ -266,7 +312,9 @@ def model_spec(
     """Exactly the settings that determine a trained model; its hash is the store key.
 
     `common`: what every model of the job shares (dataset spec, batch size, DDP process count).
-    A distilled student adds its teacher's key, T, alpha and the T^2 switch.
+    A distilled student adds its teacher's key, T, alpha and the T^2 switch, and, other than
+    kd without a control, its method with the method's settings and its control
+    (Distill.variant).
     """
     spec = {
         **common,
@@ -281,6 +329,7 @@ def model_spec(
             "temperature": temperature,
             "alpha": distill.alpha,
             "t_squared": distill.t_squared,
+            **distill.variant,
         }
     return spec
 

@@ -1,11 +1,15 @@
-"""The frozen teacher's logits for the batches a distilled student trains on.
+"""The frozen teacher's outputs for the batches a distilled student trains on.
 
-Computed once for the whole training split when the stream is deterministic (no augmentation),
-else live, batch by batch; `fit_many` asks once per batch and shares them between fused students.
+Its logits are computed once for the whole training split when the stream is deterministic (no
+augmentation), else live, batch by batch; `fit_many` asks once per batch and shares them between
+fused students. Attention transfer also needs the teacher's stage activations, which are never
+cached: when a run asks for them the teacher runs every batch (its logits still come from the
+cache where there is one, so a KD student fused with an AT student sees what it would alone).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -19,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class TeacherLogits:
-    """The frozen teacher's logits for a training batch.
+    """The frozen teacher's logits (and, if asked, stage activations) for a training batch.
 
     When the training stream has no augmentation the teacher sees the same image every epoch, so
     its logits are computed once for the whole training split and looked up by index afterwards:
@@ -33,24 +37,51 @@ class TeacherLogits:
         device: torch.device,
         speed: Speed,
         batch_size: int,
+        stages: Sequence[str] = (),
     ):
+        from kdfair.objectives import Activations  # objectives imports controls and losses
+
         self.teacher = distillation.teacher.to(device).eval().requires_grad_(False)
         if speed.channels_last:
             self.teacher.to(memory_format=torch.channels_last)
-        self.device, self.amp = device, speed.amp
+        self.device, self.speed, self.data = device, speed, data
+        self.batch_size = max(batch_size, 256)
+        self.num_classes = data.num_classes
+        self.training_size = len(data.train)
+        self.stages = Activations(self.teacher, stages, "teacher") if stages else None
         self.cache: torch.Tensor | None = None
         if data.deterministic_train_stream:
             # Each DDP process computes a contiguous shard; the shards are gathered.
             mine = distributed.contiguous_shard(len(data.train))
-            batches = data.train_batches_in_order(max(batch_size, 256), device=device, indices=mine)
-            with torch.no_grad(), autocast(device, speed.amp):
-                chunks = [self.teacher(formatted(x, speed)).float() for x in batches]
-            num_classes = data.num_classes
-            local = torch.cat(chunks) if chunks else torch.zeros(0, num_classes, device=device)
-            self.cache = distributed.gather_rows(local)
+            self.cache = distributed.gather_rows(self._in_order(mine))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), autocast(self.device, self.speed.amp):
+            return self.teacher(x).float()
+
+    def _in_order(self, indices: torch.Tensor | None = None) -> torch.Tensor:
+        """The logits of the training split's un-augmented images (or of `indices`), in order."""
+        batches = self.data.train_batches_in_order(
+            self.batch_size, device=self.device, indices=indices
+        )
+        chunks = [self._forward(formatted(x, self.speed)) for x in batches]
+        empty = torch.zeros(0, self.num_classes, device=self.device)
+        return torch.cat(chunks) if chunks else empty
+
+    def training_logits(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, labels) of the whole un-augmented training split, in split order."""
+        logits = self.cache if self.cache is not None else self._in_order()
+        return logits, self.data.train.labels.to(logits.device)
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        live = None
+        if self.stages is not None or self.cache is None:
+            live = self._forward(x)
         if self.cache is not None:
             return self.cache[index.to(self.cache.device)]
-        with torch.no_grad(), autocast(self.device, self.amp):
-            return self.teacher(x).float()
+        return live
+
+    def activations(self, names: Sequence[str]) -> list[torch.Tensor]:
+        """The teacher's outputs at the stages `names` for the batch of the last call."""
+        kept = self.stages.outputs
+        return [kept[name] for name in names]

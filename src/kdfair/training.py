@@ -1,7 +1,8 @@
 """fit() / fit_many(): one training loop for every role.
 
-Cross-entropy for teachers and non-distilled students; the KD objective of `kdfair.losses` when a
-frozen teacher is given. SGD with step decay (the paper's schedule), bf16 autocast on CUDA, a tqdm
+Cross-entropy for teachers and non-distilled students; a distillation objective when a frozen
+teacher is given (`kdfair.objectives`: the method of `kdfair.losses` on the teacher's targets or a
+control's). SGD with step decay (the paper's schedule), bf16 autocast on CUDA, a tqdm
 bar per epoch, a history row per epoch, and a resume checkpoint after every epoch: a rerun of a
 killed job continues from the last finished epoch and ends with the same weights, because an
 epoch's batches depend only on (seed, epoch).
@@ -32,7 +33,7 @@ from kdfair import checkpoints, distributed
 from kdfair.checkpoints import Best, check_keep, resume
 from kdfair.data import DataBundle
 from kdfair.errors import KdfairError
-from kdfair.losses import kd_loss
+from kdfair.objectives import Objective
 from kdfair.predict import evaluate_accuracy
 from kdfair.schedule import Schedule, per_step_factor
 from kdfair.speed import Speed, autocast, formatted
@@ -45,12 +46,17 @@ PLAIN = Speed()  # the default: no fast path (Speed is frozen, so one instance s
 
 @dataclass
 class Distillation:
-    """A frozen teacher and the KD settings of one distilled student."""
+    """A frozen teacher and the distillation settings of one distilled student (the `distill`
+    part of its model spec: kdfair.settings.model_spec)."""
 
     teacher: nn.Module
     temperature: float
     alpha: float
     t_squared: bool = False
+    method: str = "kd"  # kd, dkd or at (kdfair.objectives.METHODS)
+    control: str = "none"  # none, smoothing or shuffled (kdfair.controls.CONTROLS)
+    dkd: dict | None = None  # alpha, beta, warmup_epochs, reference_epochs (method dkd)
+    at: dict | None = None  # beta, pairs: [[teacher stage, student stage], ...] (method at)
 
 
 def monitored_split(data: DataBundle) -> str:
@@ -75,6 +81,7 @@ class Run:
     best: Best | None = None  # checkpoint="best": the best validation epoch so far
     make_optimizer: Callable[..., torch.optim.Optimizer] | None = None  # None: fit_many's
     diverged: bool = False  # its loss became inf or nan (on_divergence="stop" ends its training)
+    objective: Objective | None = None  # a distilled run's loss (set by fit_many)
 
 
 def fit(
@@ -152,10 +159,12 @@ def fit_many(
     for run in runs:
         _start(run, make_optimizer, loop, keep)
     distributed.seed_this_rank(seed)
-    distilling = runs[0].distillation
-    teacher = (
-        TeacherLogits(distilling, data, device, speed, schedule.batch_size) if distilling else None
-    )
+    teacher = _teacher_outputs(runs, data, device, speed, schedule.batch_size)
+    for run in runs:
+        if run.distillation is not None:
+            run.objective = Objective(
+                run.distillation, run.model, teacher, seed=seed, epochs=schedule.epochs
+            )
     names = runs[0].description if len(runs) == 1 else f"{len(runs)} fused models"
     for epoch in range(min(r.start_epoch for r in runs), schedule.epochs):
         active = [r for r in runs if r.start_epoch <= epoch and not r.diverged]
@@ -167,6 +176,16 @@ def fit_many(
             _end_epoch(run, stats[id(run)], epoch, seconds, loop)
     for run in runs:
         _finish(run)
+
+
+def _teacher_outputs(runs: list[Run], data, device, speed, batch_size) -> TeacherLogits | None:
+    """The shared teacher's outputs for distilled runs (None for plain CE): its logits, and the
+    stage activations every attention-transfer run reads."""
+    distilling = [r.distillation for r in runs if r.distillation is not None]
+    if not distilling:
+        return None
+    stages = {t: None for d in distilling if d.method == "at" for t, _ in d.at["pairs"]}
+    return TeacherLogits(distilling[0], data, device, speed, batch_size, stages=list(stages))
 
 
 @dataclass(frozen=True)
@@ -235,14 +254,17 @@ def _train_epoch(
         x = formatted(x, speed)
         z_teacher = teacher(x, index) if teacher is not None else None
         for run in active:
-            _step(run, x, y, z_teacher, stats[id(run)], device, speed.amp)
+            _step(run, x, y, index, z_teacher, stats[id(run)], epoch, speed.amp)
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # steps run ahead of the host: time the GPU's work
     return stats, time.perf_counter() - started
 
 
 def _finish(run: Run) -> None:
-    """keep="best": back to the best validation epoch's weights; the model left in eval mode."""
+    """keep="best": back to the best validation epoch's weights; the model left in eval mode,
+    without the objective's hooks."""
+    if run.objective is not None:
+        run.objective.close()
     if run.best is not None:
         run.model.load_state_dict(run.best.state)
         log.info(
@@ -281,17 +303,14 @@ class _EpochStats:
         self.seen += len(y)
 
 
-def _step(run: Run, x, y, z_teacher, stats: _EpochStats, device, amp: bool) -> None:
+def _step(run: Run, x, y, index, z_teacher, stats: _EpochStats, epoch: int, amp: bool) -> None:
     """One optimiser step of one run."""
-    with autocast(device, amp):
+    with autocast(x.device, amp):
         logits = run.forward(x)
     if z_teacher is None:
         loss = F.cross_entropy(logits.float(), y)
     else:
-        kd = run.distillation
-        loss = kd_loss(
-            logits, z_teacher, y, temperature=kd.temperature, alpha=kd.alpha, t_squared=kd.t_squared
-        )
+        loss = run.objective(logits, z_teacher, y, index, epoch)
     run.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     run.optimizer.step()

@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from kdfair.errors import KdfairError
-from kdfair.settings import Settings, set_leaves
+from kdfair.settings import Settings, at_pairs, set_leaves
 
 # The roles `kdfair tune` chooses a learning rate for (student: the NDS).
 TUNABLE_ROLES = ("teacher", "student", "distilled")
@@ -162,6 +162,30 @@ def _check_distill_lr(cfg: DictConfig, temps: list[float]) -> None:
         )
 
 
+def _check_method(cfg: DictConfig) -> None:
+    """distill.method and distill.control: known names, their settings, and for attention
+    transfer stage pairs declared for this teacher -> student pair."""
+    from kdfair.controls import CONTROLS
+    from kdfair.objectives import METHODS
+
+    distill = cfg.distill
+    method, control = distill.get("method", "kd"), distill.get("control", "none")
+    _check_choice("distill.method", method, METHODS)
+    _check_choice("distill.control", control, CONTROLS)
+    if method == "dkd":
+        if distill.t_squared:
+            raise KdfairError(
+                "distill.t_squared=true has no meaning with distill.method=dkd, whose terms "
+                "carry their own T^2 factor; drop distill.t_squared."
+            )
+        for key in ("alpha", "beta", "warmup_epochs"):
+            _check_number(f"distill.dkd.{key}", distill.dkd[key], low=0.0)
+        _check_number("distill.dkd.reference_epochs", distill.dkd.reference_epochs, low=1)
+    if method == "at":
+        _check_number("distill.at.beta", distill.at.beta, low=0.0)
+        at_pairs(cfg)
+
+
 def _check_tune(cfg: DictConfig) -> None:
     """The tune node; and an overlay (tuned=PATH) used on the experiment it was tuned for."""
     tune = cfg.get("tune")
@@ -219,6 +243,7 @@ def validate(cfg: DictConfig) -> Settings:
         raise KdfairError(f"distill.fused={cfg.distill.fused!r} is invalid: use true or false.")
     _check_nds_optim(cfg)
     _check_distill_lr(cfg, temps)
+    _check_method(cfg)
     _check_tune(cfg)
     _check_individual(cfg.eval.individual)
     _check_dataset_root(str(cfg.dataset.io.root))
