@@ -44,6 +44,7 @@ def write_overlay(path: Path, choices: pd.DataFrame, settings: Settings, *, comm
         "dataset": settings.dataset["name"],
         "teacher": settings.teacher.name,
         "student": settings.student.name,
+        **{k: v for k, v in settings.distill.variant.items() if k in ("method", "control")},
     }
     header = (
         "# Learning rates chosen on the validation split by\n"

@@ -76,11 +76,23 @@ class Distill:
     # {"at": {"beta": ..., "pairs": [[teacher stage, student stage], ...]}}
 
     @property
+    def population(self) -> str:
+        """The distilled population's name beyond its T: "" for kd without a control, else the
+        method, the control, or both ("at+shuffled")."""
+        return variant_name(self.method, self.control)
+
+    @property
     def variant(self) -> dict:
         """What a distilled student's spec adds for its method and control: nothing for kd
         without a control, so the keys of models stored before methods existed stay valid."""
         extra = {} if self.method == "kd" else {"method": self.method, **self.options}
         return extra | ({} if self.control == "none" else {"control": self.control})
+
+
+def variant_name(method: str, control: str) -> str:
+    """ "" for kd without a control (the paper's DS), else the method, the control, or both."""
+    parts = [p for p, plain in ((method, "kd"), (control, "none")) if p != plain]
+    return "+".join(parts)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,8 @@ Trials are stored models like any other (kdfair.jobmodels.tune_models lists them
 only what is missing; the students of a seed train fused (one data stream, one teacher pass, one
 optimiser each). The jobs, one per seed, run through Hydra's launchers as `kdfair train -m` does;
 with `teacher` among the roles its trials run first and the students' trials learn from the
-chosen teacher. Outputs, in <paths.experiment>/tune/: tuning.csv (a row per trial) and tuned.yaml
+chosen teacher. Outputs, in <paths.experiment>/tune/ (tune_<method or control>/ for the other
+distilled populations, kdfair.settings.variant_name): tuning.csv (a row per trial) and tuned.yaml
 (the overlay `kdfair train tuned=PATH` applies: kdfair.overlay).
 """
 
@@ -200,7 +201,9 @@ def tune(
             chosen_teacher_lr = float(choose(table.copy())["lr"].iloc[0])
     trials = pd.concat(tables, ignore_index=True)
     choices = choose(trials)
-    folder = settings.paths.experiment / "tune"
+    # each method and control has its own choices (and overlay): tune/, tune_dkd/, ...
+    population = settings.distill.population
+    folder = settings.paths.experiment / ("tune" + (f"_{population}" if population else ""))
     folder.mkdir(parents=True, exist_ok=True)
     trials[COLUMNS].to_csv(folder / "tuning.csv", index=False)
     overlay = write_overlay(folder / "tuned.yaml", choices, settings, command=command)

@@ -208,7 +208,11 @@ def _check_tune(cfg: DictConfig) -> None:
         "dataset": cfg.dataset.name,
         "teacher": cfg.teacher.name,
         "student": cfg.student.name,
+        "method": cfg.distill.get("method", "kd"),
+        "control": cfg.distill.get("control", "none"),
     }
+    # an overlay without method/control was tuned for kd without a control
+    tuned_for = {"method": "kd", "control": "none", **tuned_for}
     differ = {k: (v, here[k]) for k, v in tuned_for.items() if k in here and here[k] != v}
     if differ:
         raise KdfairError(
