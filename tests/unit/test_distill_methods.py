@@ -54,9 +54,8 @@ def test_nckd_is_the_kl_among_the_non_target_classes(t):
 
 def test_dkd_loss_is_ce_plus_the_weighted_decoupled_terms():
     t, alpha, beta, w = 4.0, 1.0, 8.0, 0.4
-    ce = sum(
-        -math.log(_softmax(s, 1.0)[y]) for s, y in zip(STUDENT.tolist(), LABELS.tolist(), strict=True)
-    ) / 3
+    pairs = zip(STUDENT.tolist(), LABELS.tolist(), strict=True)
+    ce = sum(-math.log(_softmax(s, 1.0)[y]) for s, y in pairs) / 3
     decoupled = alpha * tckd(STUDENT, TEACHER, LABELS, temperature=t) + beta * nckd(
         STUDENT, TEACHER, LABELS, temperature=t
     )
@@ -90,7 +89,8 @@ def test_attention_transfer_on_maps_of_different_sizes():
 def test_smoothing_matches_the_teachers_mean_labelled_class_probability():
     t = 4.0
     confidence = mean_label_probability(TEACHER, LABELS, t)
-    by_hand = np.mean([_softmax(z, t)[y] for z, y in zip(TEACHER.tolist(), LABELS.tolist())])
+    pairs = zip(TEACHER.tolist(), LABELS.tolist(), strict=True)
+    by_hand = np.mean([_softmax(z, t)[y] for z, y in pairs])
     assert confidence == pytest.approx(by_hand, rel=1e-6)
     q = torch.softmax(smoothing_logits(LABELS, 4, confidence, t) / t, dim=1)
     for row, y in zip(q, LABELS.tolist(), strict=True):
