@@ -28,7 +28,6 @@ import torch
 from kdfair.errors import KdfairError
 from kdfair.losses import non_target_classes
 
-CONTROLS = ("none", "smoothing", "shuffled")
 # The shuffled control keeps a (N, C - 1) table of permutations; above this many entries (ImageNet:
 # 1.28M x 999) it would take gigabytes.
 MAX_TABLE_ENTRIES = 400_000_000

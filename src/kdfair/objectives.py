@@ -23,8 +23,6 @@ from kdfair.controls import (
 from kdfair.errors import KdfairError
 from kdfair.losses import at_loss, dkd_loss, kd_loss
 
-METHODS = ("kd", "dkd", "at")
-
 
 class Activations:
     """Keeps the outputs of a model's named submodules on every forward pass (forward hooks):

@@ -32,6 +32,7 @@ from filelock import FileLock
 
 from kdfair.atomic import atomic_path, write_json
 from kdfair.errors import KdfairError
+from kdfair.variants import DEFAULTS as DISTILL_DEFAULTS
 
 IDENTITY = [
     "experiment",
@@ -52,8 +53,7 @@ LEADING = [*IDENTITY, *RECIPE_COLUMNS, "accuracy"]
 TRAILING = ["predictions", "finished_at"]
 ROLES = ("teacher", "student", "distilled")
 UNRECORDED = "unrecorded"  # recipe/eval of rows written before those columns existed
-# A distilled row's method and control where results.csv predates them (kdfair.settings.Distill)
-DISTILL_DEFAULTS = {"method": "kd", "control": "none"}
+
 _STRINGS = {
     "model_key": str,
     "teacher_key": str,

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from kdfair.errors import KdfairError
 from kdfair.schedule import Schedule, scaled_milestones
+from kdfair.variants import variant_name
 
 # Dataset keys that say where or how data is read or cached, not what it is: the `dataset.io`
 # node. Kept out of model keys (tests/unit/test_configs.py checks every dataset config).
@@ -87,12 +88,6 @@ class Distill:
         without a control, so the keys of models stored before methods existed stay valid."""
         extra = {} if self.method == "kd" else {"method": self.method, **self.options}
         return extra | ({} if self.control == "none" else {"control": self.control})
-
-
-def variant_name(method: str, control: str) -> str:
-    """ "" for kd without a control (the paper's DS), else the method, the control, or both."""
-    parts = [p for p, plain in ((method, "kd"), (control, "none")) if p != plain]
-    return "+".join(parts)
 
 
 @dataclass(frozen=True)

@@ -53,8 +53,8 @@ class Distillation:
     temperature: float
     alpha: float
     t_squared: bool = False
-    method: str = "kd"  # kd, dkd or at (kdfair.objectives.METHODS)
-    control: str = "none"  # none, smoothing or shuffled (kdfair.controls.CONTROLS)
+    method: str = "kd"  # kd, dkd or at (kdfair.variants.METHODS)
+    control: str = "none"  # none, smoothing or shuffled (kdfair.variants.CONTROLS)
     dkd: dict | None = None  # alpha, beta, warmup_epochs, reference_epochs (method dkd)
     at: dict | None = None  # beta, pairs: [[teacher stage, student stage], ...] (method at)
 

@@ -18,7 +18,7 @@ only what is missing; the students of a seed train fused (one data stream, one t
 optimiser each). The jobs, one per seed, run through Hydra's launchers as `kdfair train -m` does;
 with `teacher` among the roles its trials run first and the students' trials learn from the
 chosen teacher. Outputs, in <paths.experiment>/tune/ (tune_<method or control>/ for the other
-distilled populations, kdfair.settings.variant_name): tuning.csv (a row per trial) and tuned.yaml
+distilled populations, kdfair.variants.variant_name): tuning.csv (a row per trial) and tuned.yaml
 (the overlay `kdfair train tuned=PATH` applies: kdfair.overlay).
 """
 

@@ -165,8 +165,7 @@ def _check_distill_lr(cfg: DictConfig, temps: list[float]) -> None:
 def _check_method(cfg: DictConfig) -> None:
     """distill.method and distill.control: known names, their settings, and for attention
     transfer stage pairs declared for this teacher -> student pair."""
-    from kdfair.controls import CONTROLS
-    from kdfair.objectives import METHODS
+    from kdfair.variants import CONTROLS, METHODS
 
     distill = cfg.distill
     method, control = distill.get("method", "kd"), distill.get("control", "none")

@@ -122,3 +122,42 @@ def test_verdicts_use_the_adjusted_p_and_holm_is_the_default():
     none = claims(as_sweep(table), correction="none")
     np.testing.assert_array_equal(none["p_adjusted"], none["p_value"])
     assert (none["verdict"] != "not held").sum() >= (result["verdict"] != "not held").sum()
+
+
+VARIANTS = ("dkd", "smoothing")
+VARIANT_CLAIMS = {"method_changes_fairness (dkd)", "ds_fairer_than_control (smoothing)"}
+
+
+def test_methods_and_controls_drawn_like_the_ds_are_rarely_told_apart():
+    """The seed null with a method and a control drawn exactly as the DS: their claims (paired
+    t-tests over seeds of the per-seed mean over shared T) err at about alpha."""
+    rates = verdict_rates(
+        150, 7, temperatures=(1, 4, 10), variants=VARIANTS, seed_sd=0.02, **SEED_NULL
+    )
+    variant = rates[[c in VARIANT_CLAIMS for c, _ in rates.index]]
+    assert {c for c, _ in variant.index} == VARIANT_CLAIMS
+    assert variant.mean() <= MAX_RATE, variant  # ~12 rows at 150 sweeps: their mean
+
+
+def test_a_control_less_fair_than_the_ds_and_a_method_that_differs_are_found():
+    rng = np.random.default_rng(8)
+    tables = [
+        claims(
+            as_sweep(
+                metric_table(
+                    rng,
+                    temperatures=(1, 4, 10),
+                    variants=VARIANTS,
+                    variant_shift={"smoothing": 0.05, "dkd": -0.05},
+                )
+            ),
+            correction="none",
+        )
+        for _ in range(60)
+    ]
+    found = pd.concat(tables).set_index(["claim", "metric"])["verdict"].groupby(level=[0, 1])
+    held = found.apply(lambda v: (v == "held").mean())
+    assert held["ds_fairer_than_control (smoothing)", "dpd_color"] > 0.8  # control less fair
+    assert held["method_changes_fairness (dkd)", "dpd_color"] > 0.8  # lower: a difference
+    reversed_ = found.apply(lambda v: (v == "reversed").mean())
+    assert reversed_["method_changes_fairness (dkd)"].max() == 0  # two-sided: never reversed

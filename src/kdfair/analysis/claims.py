@@ -26,6 +26,16 @@ The unit of replication is the seed (kdfair.analysis.seedtests has the tests and
   ordering is equally likely, which is the null Spearman's test assumes; the unit here is the
   temperature.
 
+Other methods and controls (Sweep.variants) are populations of their own, each tested against
+the paper's DS at the temperatures both have (per seed, the mean over them; paired by seed):
+
+- `ds_fairer_than_control (<control>)`: the DS that learns from the teacher is fairer than the
+  same method learning from the control's targets (kdfair.controls): held means the teacher's
+  knowledge, not its confidence or smoothing alone, made the difference;
+- `method_changes_fairness (<method>)`: the method's DS differs from kd's. Two-sided, so *held*
+  means a significant difference in either direction (its sign is in `estimate`: method - kd),
+  and there is no *reversed*.
+
 Every claim over a DPD or EOD column is also made on its excess over the permutation floor
 (`eod_color_excess`: kdfair.analysis.floors), which says whether an effect survives what
 colour-blind errors would give. With 5 seeds and a table of ~100 claims, only large effects can
@@ -47,9 +57,10 @@ from scipy import stats
 from kdfair.analysis import seedtests
 from kdfair.analysis.load import Sweep
 from kdfair.analysis.seedtests import MIN_SEEDS, SeedTest
-from kdfair.analysis.seedview import SeedView
+from kdfair.analysis.seedview import Of, SeedView
 from kdfair.metrics.catalog import claimed, floored, lower_is_fairer
 from kdfair.metrics.classwise import CORRECTIONS, correct
+from kdfair.variants import split_variant
 
 PAPER_T_MAX = 10  # the paper's main range is T = 1..10; 20, 30, 40 test the reversal
 COLUMNS = [
@@ -87,10 +98,11 @@ def _untestable(claim: str, metric: str, reason: str, models: int = 0) -> dict:
 
 
 def _tested(claim, metric, test: SeedTest | str, text: str, *, claimed_sign: int, models: int):
-    """A row from a seed-level test; `claimed_sign` +1 when a positive estimate is the claim."""
+    """A row from a seed-level test; `claimed_sign` +1 when a positive estimate is the claim,
+    0 for a two-sided claim (any difference is the claim)."""
     if isinstance(test, str):
         return _untestable(claim, metric, test, models)
-    direction = int(np.sign(test.estimate) * claimed_sign)
+    direction = int(np.sign(test.estimate) * claimed_sign) if claimed_sign else 1
     statistic = f"{text}: t({test.seeds - 1}) = {test.statistic:.3g}"
     return _row(
         claim,
@@ -110,8 +122,9 @@ class _Claims:
         self.main = [t for t in view.temperatures if t <= PAPER_T_MAX]
         self.high = [t for t in view.temperatures if t > PAPER_T_MAX]
 
-    def compare(self, claim, metric, a, b, *, a_higher: bool) -> dict:
-        """Paired test of population a against b (labels of SeedView); claim: a above b."""
+    def compare(self, claim, metric, a, b, *, a_higher: bool | None) -> dict:
+        """Paired test of population a against b (labels of SeedView); claim: a above b (below
+        when not `a_higher`; None: a differs from b)."""
         pairs = self.view.paired(metric, a, b)
         if isinstance(pairs, str):
             return _untestable(claim, metric, pairs)
@@ -122,7 +135,7 @@ class _Claims:
             metric,
             test,
             f"paired over seeds, {self.view.name(a)} - {self.view.name(b)}",
-            claimed_sign=1 if a_higher else -1,
+            claimed_sign=0 if a_higher is None else 1 if a_higher else -1,
             models=models,
         )
 
@@ -254,9 +267,41 @@ def claims(
                 ds_higher=True,
             )
         )
+    rows += _variant_claims(c, sweep, columns)
     if not sweep.attributes and counts is not None:
         rows += _classwise_claims(c, counts)
     return _verdicts(pd.DataFrame(rows), alpha, correction)
+
+
+def _variant_claims(c: _Claims, sweep: Sweep, columns: list[str]) -> list[dict]:
+    """ds_fairer_than_control per control and method_changes_fairness per method (module
+    docstring), on every claimed fairness column, at the temperatures shared with the DS they
+    are compared with."""
+    rows = []
+    for variant in sweep.variants:
+        method, control = split_variant(variant)
+        control = "" if control == "none" else control
+        # a control stands in for its method's teacher (kd: the DS); a method is against kd
+        base = method if control and method != "kd" else ""
+        shared = tuple(
+            t for t in sweep.temperatures_of(variant) if t in sweep.temperatures_of(base)
+        )
+        if control:
+            claim = f"ds_fairer_than_control ({variant})"
+        else:
+            claim = f"method_changes_fairness ({method})"
+        for metric in columns:
+            if not shared:
+                rows.append(_untestable(claim, metric, f"no temperature shared with DS {base}"))
+                continue
+            mine = Of(variant, shared)
+            reference = Of(base, shared) if base else shared
+            if control:  # the DS below the control on a lower-is-fairer metric
+                fairer_higher = not lower_is_fairer(metric)
+                rows.append(c.compare(claim, metric, reference, mine, a_higher=fairer_higher))
+            else:
+                rows.append(c.compare(claim, metric, mine, reference, a_higher=None))
+    return rows
 
 
 def _verdicts(table: pd.DataFrame, alpha: float, correction: str) -> pd.DataFrame:

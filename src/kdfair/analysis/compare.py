@@ -6,13 +6,13 @@ recipe brings the teacher and NDS recipes that match it). For each sweep the rep
 
 - the settings that differ from the other sweeps, read from the recipes and eval settings stored
   beside results.csv (recipes.json), never typed by hand;
-- accuracy and every fairness metric per population (teacher, NDS, DS at each T) as mean over
-  seeds with its 95% interval (kdfair.analysis.bootstrap), and one figure
-  per metric with a line per sweep;
+- accuracy and every fairness metric per population (teacher, NDS, DS at each T, and each other
+  method or control at each T: its own lines, never pooled with the DS) as mean over seeds with
+  its 95% interval (kdfair.analysis.bootstrap), and one figure per metric with a line per sweep;
 - the claims of kdfair.analysis.claims, one verdict column per sweep.
 
-Written to `out`: compare.md, settings.csv, metrics.csv (long: sweep, role, temperature, metric,
-mean, std, ci_low, ci_high, n), claims.csv (long: sweep plus claims.csv's columns) and
+Written to `out`: compare.md, settings.csv, metrics.csv (long: sweep, role, variant, temperature,
+metric, mean, std, ci_low, ci_high, n), claims.csv (long: sweep plus claims.csv's columns) and
 compare_<metric>.png.
 """
 
@@ -112,6 +112,7 @@ def _long_metrics(compared: list[Compared], metrics: list[str]) -> pd.DataFrame:
                     {
                         "sweep": c.name,
                         "role": row["role"],
+                        "variant": row.get("variant", ""),
                         "temperature": row["temperature"],
                         "metric": metric,
                         "n": int(row["n"]),
@@ -179,7 +180,13 @@ def _figure(compared: list[Compared], metric: str, path: Path) -> Path:
         table = c.summary
         if f"{metric}_mean" not in table:
             continue
-        ds = table[table.role == "distilled"].sort_values("temperature")
+        variant = table["variant"] if "variant" in table else ""
+        ds = table[(table.role == "distilled") & (variant == "")].sort_values("temperature")
+        for name, rows in table[(table.role == "distilled") & (variant != "")].groupby("variant"):
+            rows = rows.sort_values("temperature")  # methods and controls: own, thinner lines
+            values = rows[f"{metric}_mean"] * factor
+            ax.plot(rows["temperature"], values, "s--", color=colour, ms=3, lw=0.8, alpha=0.7)
+            ax.annotate(name, (rows["temperature"].iloc[-1], values.iloc[-1]), fontsize=6)
         t = ds["temperature"].to_numpy(float)
         ds = ds.assign(**{c: ds[c] * factor for c in ds if c.startswith(metric)})
         ax.plot(t, ds[f"{metric}_mean"], "o-", color=colour, ms=3, label=f"{c.name} DS")

@@ -44,10 +44,14 @@ def metric_vs_temperature(
     alone gives (kdfair.analysis.floors).
 
     Temperatures where some seed collapsed (accuracy near chance) are marked with a red x.
+    Other methods and controls (summary's `variant`) are their own lines, without bands.
     """
     fig = Figure(figsize=(4.2 * len(metrics), 3.4))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    distilled = summary[summary.role == "distilled"].sort_values("temperature")
+    variant = summary["variant"] if "variant" in summary else pd.Series("", index=summary.index)
+    is_distilled = summary.role == "distilled"
+    distilled = summary[is_distilled & (variant == "")].sort_values("temperature")
+    others = summary[is_distilled & (variant != "")]
     for ax, metric, title in zip(axes, metrics, titles, strict=True):
         scale = metric_scale(metric)  # % for fractions (kdfair.metrics.catalog)
         for role, (color, label) in REFERENCE_STYLE.items():
@@ -72,6 +76,10 @@ def metric_vs_temperature(
             floor = distilled[f"{metric}_floor_mean"].to_numpy(float) * scale
             ax.plot(t, floor, ":", color="tab:purple", label="DS floor (permuted attribute)")
             ax.fill_between(t, 0, floor, color="tab:purple", alpha=0.08)
+        for (name, rows), marker in zip(others.groupby("variant"), "sD^vP*", strict=False):
+            rows = rows.sort_values("temperature")
+            values = rows[f"{metric}_mean"].to_numpy(float) * scale
+            ax.plot(rows["temperature"], values, f"{marker}--", label=f"DS {name}")
         bad = (distilled["n_collapsed"] > 0).to_numpy()
         if bad.any():
             ax.plot(
@@ -95,7 +103,7 @@ def significant_classes_vs_temperature(counts: pd.DataFrame, sweep: Sweep, path:
     ax.set_xlabel("temperature T")
     ax.set_ylabel(f"significant classes (of {sweep.num_classes})")
     twin = ax.twinx()
-    distilled = sweep.results[sweep.results.role == "distilled"]
+    distilled = sweep.population("distilled")
     accuracy = distilled.groupby("temperature")["accuracy"].mean() * 100
     twin.plot(accuracy.index, accuracy.values, "^:", color="tab:blue", label="DS accuracy")
     twin.set_ylabel("DS test accuracy (%)")

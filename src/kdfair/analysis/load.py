@@ -22,6 +22,7 @@ from kdfair.results import (
     read_results,
     recipes_path,
 )
+from kdfair.variants import variant_name
 
 # A model is "collapsed" when its accuracy is within this share of the way from chance to perfect:
 # its predictions are (nearly) constant, so its DPD and EOD look excellent and mean nothing.
@@ -33,17 +34,31 @@ def collapse_threshold(num_classes: int) -> float:
     return chance + COLLAPSE_MARGIN * (1.0 - chance)
 
 
+def group_of(role: str, variant: str) -> str:
+    """A population group: a role, or for distilled students of another method or control than
+    kd without one, "distilled:<variant>" (recipes are selected per group)."""
+    return f"{role}:{variant}" if variant else role
+
+
 @dataclass
 class Sweep:
+    """A sweep's rows and what they need. Distilled students come in variants (`variant`: ""
+    for kd without a control, the paper's DS; else "dkd", "at", "smoothing", "shuffled", ...):
+    each variant is its own population at every T, never pooled with another."""
+
     directory: Path  # outputs/<experiment>
-    results: pd.DataFrame  # results.csv plus `label` and `collapsed`
+    results: pd.DataFrame  # results.csv plus `variant`, `label` and `collapsed`
     num_classes: int
     class_names: list[str]
-    recipes: dict = field(default_factory=dict)  # role -> (hash, settings) of the selected recipe
+    recipes: dict = field(default_factory=dict)  # group -> (hash, settings) of its chosen recipe
     eval: str = UNRECORDED  # the eval hash whose rows are read
     eval_settings: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # rows of other evals left out, and such
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        if "variant" not in self.results:  # a table built without load_sweep: all kd, no control
+            self.results = self.results.assign(variant="")
 
     @property
     def outputs_root(self) -> Path:
@@ -54,13 +69,23 @@ class Sweep:
         return [
             c
             for c in self.results.columns
-            if c not in LEADING + TRAILING + ["label", "collapsed"] or c == "accuracy"
+            if c not in LEADING + TRAILING + ["variant", "label", "collapsed"] or c == "accuracy"
         ]
 
     @property
     def temperatures(self) -> list[float]:
+        """The temperatures of the paper's DS (kd without a control)."""
+        return self.temperatures_of("")
+
+    def temperatures_of(self, variant: str) -> list[float]:
+        rows = self.population("distilled", variant=variant)
+        return sorted(rows["temperature"].dropna().unique().tolist())
+
+    @property
+    def variants(self) -> list[str]:
+        """The distilled variants other than kd without a control, in the order they appear."""
         distilled = self.results[self.results.role == "distilled"]
-        return sorted(distilled["temperature"].dropna().unique().tolist())
+        return [v for v in dict.fromkeys(distilled["variant"]) if v]
 
     def predictions(self, row) -> Predictions:
         path = self.outputs_root / row["predictions"]
@@ -72,9 +97,12 @@ class Sweep:
     def attributes(self) -> list[str]:
         return [c[4:] for c in floored(self.results.columns) if c.startswith("dpd_")]
 
-    def population(self, role: str, temperature: float | None = None) -> pd.DataFrame:
-        """Rows of one role (and temperature, for distilled models), ordered by seed."""
-        rows = self.results[self.results.role == role]
+    def population(
+        self, role: str, temperature: float | None = None, variant: str = ""
+    ) -> pd.DataFrame:
+        """Rows of one role (for distilled models: of one variant, and temperature if given),
+        ordered by seed."""
+        rows = self.results[(self.results.role == role) & (self.results.variant == variant)]
         if temperature is not None:
             rows = rows[np.isclose(rows["temperature"], temperature)]
         return rows.sort_values("seed")
@@ -103,7 +131,11 @@ def load_sweep(
     _check_table(results, path)
     known = read_recipes(recipes_path(path))
     results, chosen_eval, notes = _one_eval(results, evaluation, path)
-    results, chosen = _one_recipe_per_role(results, recipes or [], known["recipes"], path)
+    results["variant"] = [
+        variant_name(m, c) if role == "distilled" else ""
+        for role, m, c in zip(results["role"], results["method"], results["control"], strict=True)
+    ]
+    results, chosen = _one_recipe_per_group(results, recipes or [], known["recipes"], path, notes)
     results = results.reset_index(drop=True)
     absent = [p for p in results["predictions"] if not (directory.parent / p).is_file()]
     if absent:
@@ -113,21 +145,15 @@ def load_sweep(
         )
     num_classes, class_names = _classes(directory.parent, results.iloc[0])
     results["collapsed"] = results["accuracy"] < collapse_threshold(num_classes)
-    results["label"] = [
-        "teacher"
-        if r.role == "teacher"
-        else "NDS"
-        if r.role == "student"
-        else f"DS T={r.temperature:g}"
-        for r in results.itertuples()
-    ]
+    results["label"] = [label(r.role, r.temperature, r.variant) for r in results.itertuples()]
     return Sweep(
         directory,
         results,
         num_classes,
         class_names,
         recipes={
-            role: (h, known["recipes"].get(h, {}).get("settings", {})) for role, h in chosen.items()
+            group: (h, known["recipes"].get(h, {}).get("settings", {}))
+            for group, h in chosen.items()
         },
         eval=chosen_eval,
         eval_settings=known["evals"].get(chosen_eval, {}),
@@ -135,9 +161,18 @@ def load_sweep(
     )
 
 
+def label(role: str, temperature: float, variant: str = "") -> str:
+    """A population's name in tables and figures: teacher, NDS, DS T=4, DS dkd T=4."""
+    if role != "distilled":
+        return {"teacher": "teacher", "student": "NDS"}[role]
+    return f"DS {variant} T={temperature:g}" if variant else f"DS T={temperature:g}"
+
+
 def describe(row) -> str:
     """A results.csv row's model, as error messages name it."""
+    variant = row.get("variant", "")
     temperature = f" T={float(row['temperature']):g}" if row["role"] == "distilled" else ""
+    temperature += f" ({variant})" if isinstance(variant, str) and variant else ""
     return (
         f"the {row['role']} {row['arch']} seed={row['seed']}{temperature} (model_key "
         f"{row['model_key']}) of experiment {row['experiment']}"
@@ -231,37 +266,49 @@ def _compatible(a: dict, b: dict) -> bool:
     return all(a[k] == b[k] for k in set(a) & set(b))
 
 
-def _one_recipe_per_role(
-    results: pd.DataFrame, picked: list[str], known: dict, path: Path
+def _one_recipe_per_group(
+    results: pd.DataFrame, picked: list[str], known: dict, path: Path, notes: list[str]
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    present = {role: list(dict.fromkeys(rows["recipe"])) for role, rows in results.groupby("role")}
+    """One recipe per group (role, or distilled variant: group_of). A variant group that has no
+    recipe matching the picked ones is left out, with a note."""
+    groups = pd.Series(
+        [group_of(r, v) for r, v in zip(results["role"], results["variant"], strict=True)],
+        index=results.index,
+    )
+    present = {g: list(dict.fromkeys(rows["recipe"])) for g, rows in results.groupby(groups)}
     unknown = [h for h in picked if not any(h in hashes for hashes in present.values())]
     if unknown:
         listing = "; ".join(f"{role}: {', '.join(h)}" for role, h in present.items())
         raise KdfairError(f"--recipe {unknown[0]} is not in {path} (recipes there: {listing}).")
     picked_settings = [known.get(h, {}).get("settings", {}) for h in picked]
     chosen = {}
-    for role, hashes in present.items():
+    for group, hashes in present.items():
         candidates = [h for h in hashes if h in picked] or [
             h
             for h in hashes
             if all(_compatible(known.get(h, {}).get("settings", {}), s) for s in picked_settings)
         ]
+        if not candidates and ":" in group and picked:
+            notes.append(f"{group}: none of its recipes ({', '.join(hashes)}) matches --recipe")
+            continue
         if len(candidates) != 1:
-            raise KdfairError(_mixed_recipes_message(results, role, candidates or hashes, known))
-        chosen[role] = candidates[0]
-    keep = results["recipe"] == results["role"].map(chosen)
+            rows = results[groups == group]
+            raise KdfairError(_mixed_recipes_message(rows, group, candidates or hashes, known))
+        chosen[group] = candidates[0]
+    keep = results["recipe"] == groups.map(chosen)
     return results[keep], chosen
 
 
 ROLE_NAMES = {"teacher": "teachers", "student": "non-distilled students", "distilled": "DS"}
 
 
-def _mixed_recipes_message(results: pd.DataFrame, role: str, hashes: list[str], known) -> str:
-    counts = results[results["role"] == role]["recipe"].value_counts()
+def _mixed_recipes_message(rows: pd.DataFrame, group: str, hashes: list[str], known) -> str:
+    counts = rows["recipe"].value_counts()
     settings = {h: known.get(h, {}).get("settings") for h in hashes}
+    role, _, variant = group.partition(":")
     lines = [
-        f"{ROLE_NAMES[role]} of {len(hashes)} recipes are in this folder: "
+        f"{ROLE_NAMES[role]}{f' ({variant})' if variant else ''} of {len(hashes)} recipes are "
+        "in this folder: "
         + ", ".join(f"{h} ({counts.get(h, 0)} models)" for h in hashes)
         + ". Pooling them would treat different settings as extra seeds."
     ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kdfair.analysis.load import COLLAPSE_MARGIN, Sweep
+from kdfair.analysis.load import COLLAPSE_MARGIN, Sweep, label
 from kdfair.metrics.catalog import scale as metric_scale
 
 LABEL_LINE = "test labels (a perfect classifier)"
@@ -36,7 +36,7 @@ def cell(row: pd.Series, metric: str, *, digits: int = 2) -> str:
 
 
 def population_label(row) -> str:
-    return {"teacher": "teacher", "student": "NDS"}.get(row["role"], f"DS T={row['temperature']:g}")
+    return label(row["role"], row["temperature"], row.get("variant", "") or "")
 
 
 def _model(row) -> str:
@@ -49,13 +49,16 @@ def collapse_mark(row) -> str:
 
 
 def learning_rates(sweep: Sweep) -> str:
-    """Each role's learning rate, as its recipe names it: one shared by every role is the
-    paper's protocol; nds_optim's and distill.lr's (per T) are chosen per population."""
+    """Each population group's learning rate, as its recipe names it: one shared by every role
+    is the paper's protocol; nds_optim's and distill.lr's (per T) are chosen per population,
+    and each method or control (`distilled:<variant>`) has its own."""
     parts = []
-    for role, name in (("teacher", "teacher"), ("student", "NDS"), ("distilled", "DS")):
-        if role not in sweep.recipes:
-            continue
-        settings = sweep.recipes[role][1]
+    names = {"teacher": "teacher", "student": "NDS", "distilled": "DS"}
+    order = list(names)
+    for group in sorted(sweep.recipes, key=lambda g: (order.index(g.partition(":")[0]), g)):
+        role, _, variant = group.partition(":")
+        name = names[role] + (f" {variant}" if variant else "")
+        settings = sweep.recipes[group][1]
         lr = next(
             (
                 f"{settings[key]} ({key})" if key != f"{SLOT[role]}.optimizer.lr" else settings[key]
@@ -146,7 +149,7 @@ def accuracy_section(summary, counts, notes, *, normalisation, threshold, correc
             "accuracy": cell(row, "accuracy"),
         }
         match = counts[np.isclose(counts["temperature"], row["temperature"])]
-        distilled = row["role"] == "distilled"
+        distilled = row["role"] == "distilled" and not row.get("variant")  # #SC/#TC: the DS's
         entry["#SC"] = _count(match["n_sc"]) if distilled else ""
         entry["#TC"] = _count(match["n_tc"]) if distilled else ""
         rows.append(entry)

@@ -96,6 +96,8 @@ def comparison(sweep: Sweep, summary: pd.DataFrame, counts: pd.DataFrame) -> pd.
     reference = reference_for(sweep)
     ours = {}
     for row in summary.itertuples(index=False):
+        if getattr(row, "variant", ""):  # the paper distils with kd, without a control
+            continue
         label = _label(row.role, row.temperature)
         for metric in reference["metric"].unique():
             if f"{metric}_mean" in summary.columns:

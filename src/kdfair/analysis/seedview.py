@@ -1,7 +1,9 @@
 """A sweep seen seed by seed: each population's value per seed, and pairs matched by seed.
 
 A population is named by a label: "teacher", "NDS", a temperature T (the DS at T) or a tuple of
-temperatures (per seed, the mean of its DS over them). A DS of seed s is matched with the NDS
+temperatures (per seed, the mean of its DS over them), or an `Of(variant, T or tuple)` for
+the distilled students of another method or control (Sweep.variants); bare temperatures always
+mean the paper's DS (kd without a control). A DS of seed s is matched with the NDS
 of seed s and with its own teacher (its `teacher_key`), so a pinned teacher (one for every seed)
 is paired with every seed's students. Collapsed models (accuracy near chance) are left out, and
 so is a seed whose model on either side is.
@@ -13,12 +15,24 @@ the values; a derived `<metric>_excess` uses its metric's replicates, holding th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from kdfair.analysis.load import Sweep
 from kdfair.analysis.seedtests import MIN_SEEDS as MIN_PAIRS
 
-Label = str | float | tuple
+
+@dataclass(frozen=True)
+class Of:
+    """The distilled students of `variant` ("dkd", "smoothing", ...) at one temperature, or per
+    seed the mean over a tuple of temperatures."""
+
+    variant: str
+    temperature: float | tuple
+
+
+Label = str | float | tuple | Of
 
 
 class SeedView:
@@ -47,6 +61,8 @@ class SeedView:
     def name(label: Label) -> str:
         if isinstance(label, str):
             return label
+        if isinstance(label, Of):
+            return SeedView.name(label.temperature).replace("DS", f"DS {label.variant}", 1)
         if isinstance(label, tuple):
             return f"DS T = {', '.join(f'{t:g}' for t in label)} (mean per seed)"
         return f"DS T={label:g}"
@@ -63,8 +79,11 @@ class SeedView:
         if label == "NDS":
             rows = self.rows[self.rows.role == "student"]
         else:
-            wanted = label if isinstance(label, tuple) else (label,)
-            rows = self.rows[self.rows.role == "distilled"]
+            variant, wanted = (
+                (label.variant, label.temperature) if isinstance(label, Of) else ("", label)
+            )
+            wanted = wanted if isinstance(wanted, tuple) else (wanted,)
+            rows = self.rows[(self.rows.role == "distilled") & (self.rows.variant == variant)]
             rows = rows[np.isclose(rows["temperature"].to_numpy(float)[:, None], wanted).any(1)]
         out: dict[int, list[int]] = {}
         for i, seed in rows["seed"].items():
@@ -122,7 +141,8 @@ class SeedView:
         MIN_PAIRS seeds remain."""
         if metric not in self.rows:
             return f"no {metric} column"
-        distilled = self.rows[self.rows.role == "distilled"].dropna(subset=[metric])
+        distilled = self.rows[(self.rows.role == "distilled") & (self.rows.variant == "")]
+        distilled = distilled.dropna(subset=[metric])
         distilled = distilled[distilled["temperature"].isin(temperatures)]
         out = {}
         for seed, rows in distilled.groupby("seed"):

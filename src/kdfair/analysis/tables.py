@@ -14,17 +14,17 @@ MIN_SEEDS = 2  # a Welch t-test needs two models per population
 
 
 def summary(sweep: Sweep, replicates: dict[int, dict] | None = None, seed: int = 0) -> pd.DataFrame:
-    """One row per (role, temperature): n, n_collapsed, and <metric>_mean/_std over seeds, with
-    <metric>_ci_low/_ci_high: the 95% interval of the population mean, a t interval over seeds
-    widened by the test split's noise shared by every seed (bootstrap.population_interval) where
-    `replicates` (row index -> {metric: replicates}) has the metric for every seed, else the t
-    interval over seeds alone (bootstrap.seed_interval), held at >= 0 except for a <metric>_excess
+    """One row per population (role, distilled variant, temperature): n, n_collapsed, and
+    <metric>_mean/_std over seeds, with <metric>_ci_low/_ci_high: the 95% interval of the
+    population mean, a t interval over seeds widened by the test split's noise shared by every
+    seed (bootstrap.population_interval) where `replicates` (row index -> {metric: replicates})
+    has the metric for every seed, else the t interval over seeds alone (bootstrap.seed_interval), held at >= 0 except for a <metric>_excess
     (metric minus its permutation floor). The intervals are deterministic: `seed` is accepted for
     callers and not used."""
     replicates = replicates or {}
     frame = sweep.results.assign(temperature=sweep.results["temperature"].fillna(-1.0))
     metrics = sweep.metric_columns
-    grouped = frame.groupby(["role", "temperature"], sort=False)
+    grouped = frame.groupby(["role", "variant", "temperature"], sort=False)
     table = grouped[metrics].agg(["mean", "std"])
     table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
     for metric in metrics:
@@ -38,7 +38,7 @@ def summary(sweep: Sweep, replicates: dict[int, dict] | None = None, seed: int =
     table["temperature"] = table["temperature"].replace(-1.0, np.nan)
     order = {"teacher": 0, "student": 1, "distilled": 2}
     return table.sort_values(
-        ["role", "temperature"], key=lambda s: s.map(order) if s.name == "role" else s
+        ["role", "variant", "temperature"], key=lambda s: s.map(order) if s.name == "role" else s
     ).reset_index(drop=True)
 
 
