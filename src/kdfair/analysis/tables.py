@@ -18,9 +18,9 @@ def summary(sweep: Sweep, replicates: dict[int, dict] | None = None, seed: int =
     <metric>_mean/_std over seeds, with <metric>_ci_low/_ci_high: the 95% interval of the
     population mean, a t interval over seeds widened by the test split's noise shared by every
     seed (bootstrap.population_interval) where `replicates` (row index -> {metric: replicates})
-    has the metric for every seed, else the t interval over seeds alone (bootstrap.seed_interval), held at >= 0 except for a <metric>_excess
-    (metric minus its permutation floor). The intervals are deterministic: `seed` is accepted for
-    callers and not used."""
+    has the metric for every seed, else the t interval over seeds alone (bootstrap.seed_interval),
+    held at >= 0 except for a <metric>_excess (metric minus its permutation floor). The intervals
+    are deterministic: `seed` is accepted for callers and not used."""
     replicates = replicates or {}
     frame = sweep.results.assign(temperature=sweep.results["temperature"].fillna(-1.0))
     metrics = sweep.metric_columns
