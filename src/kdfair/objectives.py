@@ -57,6 +57,18 @@ class Activations:
         self.outputs.clear()
 
 
+def check_stages(teacher_arch: dict, student_arch: dict, pairs) -> None:
+    """Attention transfer's stage names exist in both models: checked on freshly built models
+    before anything trains (KdfairError naming the stage otherwise)."""
+    from kdfair.factories import build_model  # factories builds every model; only this needs it
+
+    for arch, names, whose in (
+        (teacher_arch, [t for t, _ in pairs], "teacher"),
+        (student_arch, [s for _, s in pairs], "student"),
+    ):
+        Activations(build_model(arch), names, f"{whose} ({arch['name']})").close()
+
+
 class Objective:
     """The loss of one distilled run (see the module docstring).
 

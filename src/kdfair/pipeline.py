@@ -21,6 +21,7 @@ from kdfair.data import Split
 from kdfair.factories import build_dataset
 from kdfair.jobmodels import JobModel, epochs_to_train, job_models
 from kdfair.measure import TrainedModel, check_input_space, record
+from kdfair.objectives import check_stages
 from kdfair.progress import JobProgress
 from kdfair.provision import Workshop, ensure_embedding, obtain, obtain_distilled
 from kdfair.settings import Settings, resolve_device, switch
@@ -70,6 +71,9 @@ def workshop(settings: Settings, *, on_divergence: str = "raise") -> Workshop:
     data = distributed.main_first(lambda: build_dataset(settings.dataset))  # one download
     check_input_space(settings.individual, data)  # before anything trains
     check_keep(settings.checkpoint, data)  # before anything trains
+    if settings.distill.method == "at":  # its stage names, before anything trains
+        pairs = settings.distill.options["at"]["pairs"]
+        check_stages(settings.teacher.arch, settings.student.arch, pairs)
     in_memory = isinstance(data.train, Split)
     if switch(hardware.data_on_device, auto=device.type == "cuda" and in_memory):
         data = data.train_on(device)  # uint8 on the GPU: batches cut and augmented there

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure
 from kdfair.analysis import markdown
 from kdfair.analysis.bootstrap import RESAMPLES
 from kdfair.analysis.engine import analyse
-from kdfair.analysis.load import Sweep, load_sweep
+from kdfair.analysis.load import Sweep, load_sweep, variant_of
 from kdfair.atomic import atomic_path, write_text
 from kdfair.errors import KdfairError
 from kdfair.metrics.catalog import metrics_in, scale
@@ -112,7 +112,7 @@ def _long_metrics(compared: list[Compared], metrics: list[str]) -> pd.DataFrame:
                     {
                         "sweep": c.name,
                         "role": row["role"],
-                        "variant": row.get("variant", ""),
+                        "variant": variant_of(row.get("variant")),
                         "temperature": row["temperature"],
                         "metric": metric,
                         "n": int(row["n"]),
@@ -180,7 +180,8 @@ def _figure(compared: list[Compared], metric: str, path: Path) -> Path:
         table = c.summary
         if f"{metric}_mean" not in table:
             continue
-        variant = table["variant"] if "variant" in table else ""
+        table = table.assign(variant=table["variant"].map(variant_of) if "variant" in table else "")
+        variant = table["variant"]
         ds = table[(table.role == "distilled") & (variant == "")].sort_values("temperature")
         for name, rows in table[(table.role == "distilled") & (variant != "")].groupby("variant"):
             rows = rows.sort_values("temperature")  # methods and controls: own, thinner lines

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from kdfair.analysis.load import Sweep
+from kdfair.analysis.load import Sweep, variant_of
 from kdfair.metrics.catalog import scale as metric_scale
 
 REFERENCE_STYLE = {"teacher": ("tab:green", "teacher"), "student": ("tab:gray", "NDS")}
@@ -48,10 +48,10 @@ def metric_vs_temperature(
     """
     fig = Figure(figsize=(4.2 * len(metrics), 3.4))
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
-    variant = summary["variant"] if "variant" in summary else pd.Series("", index=summary.index)
+    variant = summary["variant"].map(variant_of) if "variant" in summary else ""
     is_distilled = summary.role == "distilled"
     distilled = summary[is_distilled & (variant == "")].sort_values("temperature")
-    others = summary[is_distilled & (variant != "")]
+    others = summary[is_distilled & (variant != "")].assign(variant=variant)
     for ax, metric, title in zip(axes, metrics, titles, strict=True):
         scale = metric_scale(metric)  # % for fractions (kdfair.metrics.catalog)
         for role, (color, label) in REFERENCE_STYLE.items():

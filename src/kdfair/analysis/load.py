@@ -161,6 +161,11 @@ def load_sweep(
     )
 
 
+def variant_of(value) -> str:
+    """A variant cell as a name: summary.csv read back by pandas gives NaN for the empty one."""
+    return value if isinstance(value, str) else ""
+
+
 def label(role: str, temperature: float, variant: str = "") -> str:
     """A population's name in tables and figures: teacher, NDS, DS T=4, DS dkd T=4."""
     if role != "distilled":

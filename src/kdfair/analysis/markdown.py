@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from kdfair.analysis.load import COLLAPSE_MARGIN, Sweep, label
+from kdfair.analysis.load import COLLAPSE_MARGIN, Sweep, label, variant_of
 from kdfair.metrics.catalog import scale as metric_scale
 
 LABEL_LINE = "test labels (a perfect classifier)"
@@ -36,7 +36,7 @@ def cell(row: pd.Series, metric: str, *, digits: int = 2) -> str:
 
 
 def population_label(row) -> str:
-    return label(row["role"], row["temperature"], row.get("variant", "") or "")
+    return label(row["role"], row["temperature"], variant_of(row.get("variant")))
 
 
 def _model(row) -> str:
@@ -149,7 +149,7 @@ def accuracy_section(summary, counts, notes, *, normalisation, threshold, correc
             "accuracy": cell(row, "accuracy"),
         }
         match = counts[np.isclose(counts["temperature"], row["temperature"])]
-        distilled = row["role"] == "distilled" and not row.get("variant")  # #SC/#TC: the DS's
+        distilled = row["role"] == "distilled" and not variant_of(row.get("variant"))  # the DS's
         entry["#SC"] = _count(match["n_sc"]) if distilled else ""
         entry["#TC"] = _count(match["n_tc"]) if distilled else ""
         rows.append(entry)

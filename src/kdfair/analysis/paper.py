@@ -31,7 +31,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from kdfair.analysis.load import Sweep
+from kdfair.analysis.load import Sweep, variant_of
 
 COMPARISON_COLUMNS = [
     "model",
@@ -96,7 +96,7 @@ def comparison(sweep: Sweep, summary: pd.DataFrame, counts: pd.DataFrame) -> pd.
     reference = reference_for(sweep)
     ours = {}
     for row in summary.itertuples(index=False):
-        if getattr(row, "variant", ""):  # the paper distils with kd, without a control
+        if variant_of(getattr(row, "variant", "")):  # the paper distils with kd, no control
             continue
         label = _label(row.role, row.temperature)
         for metric in reference["metric"].unique():
