@@ -75,6 +75,7 @@ class Run:
     best: Best | None = None  # checkpoint="best": the best validation epoch so far
     make_optimizer: Callable[..., torch.optim.Optimizer] | None = None  # None: fit_many's
     diverged: bool = False  # its loss became inf or nan (on_divergence="stop" ends its training)
+    rng: dict | None = None  # the random streams its checkpoint saved (checkpoints.restore_rng)
 
 
 def fit(
@@ -151,6 +152,7 @@ def fit_many(
     loop = _Loop(data, schedule, seed, device, speed, eval_every_epoch, on_divergence)
     for run in runs:
         _start(run, make_optimizer, loop, keep)
+    checkpoints.restore_rng(runs, device)  # dropout continues where a killed run stopped
     distributed.seed_this_rank(seed)
     distilling = runs[0].distillation
     teacher = (
@@ -350,4 +352,4 @@ def _end_epoch(run: Run, stats: _EpochStats, epoch: int, seconds: float, loop: _
         f", {split} acc {row[measured]:.4f}" if measured in row else "",
         seconds,
     )
-    checkpoints.save(run, epoch + 1)
+    checkpoints.save(run, epoch + 1, loop.device)
