@@ -2,6 +2,9 @@
 
 Computed once for the whole training split when the stream is deterministic (no augmentation),
 else live, batch by batch; `fit_many` asks once per batch and shares them between fused students.
+Always in float32, outside bf16 autocast (`amp`): the soft targets softmax(z_t / T) carry the
+small logit differences KD transfers, which bf16's 8-bit mantissa (about 0.4% of a logit) would
+round away; only the students' own forward runs under autocast.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import torch
 
 from kdfair import distributed
 from kdfair.data import DataBundle
-from kdfair.speed import Speed, autocast, formatted
+from kdfair.speed import Speed, formatted
 
 if TYPE_CHECKING:
     from kdfair.training import Distillation
@@ -37,13 +40,13 @@ class TeacherLogits:
         self.teacher = distillation.teacher.to(device).eval().requires_grad_(False)
         if speed.channels_last:
             self.teacher.to(memory_format=torch.channels_last)
-        self.device, self.amp = device, speed.amp
+        self.device = device
         self.cache: torch.Tensor | None = None
         if data.deterministic_train_stream:
             # Each DDP process computes a contiguous shard; the shards are gathered.
             mine = distributed.contiguous_shard(len(data.train))
             batches = data.train_batches_in_order(max(batch_size, 256), device=device, indices=mine)
-            with torch.no_grad(), autocast(device, speed.amp):
+            with torch.no_grad():  # float32: no autocast (module docstring)
                 chunks = [self.teacher(formatted(x, speed)).float() for x in batches]
             num_classes = data.num_classes
             local = torch.cat(chunks) if chunks else torch.zeros(0, num_classes, device=device)
@@ -51,6 +54,6 @@ class TeacherLogits:
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
         if self.cache is not None:
-            return self.cache[index.to(self.cache.device)]
-        with torch.no_grad(), autocast(self.device, self.amp):
+            return self.cache[index.to(self.cache.device, non_blocking=True)]
+        with torch.no_grad():  # float32: no autocast (module docstring)
             return self.teacher(x).float()
