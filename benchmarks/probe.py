@@ -138,3 +138,25 @@ def write_probe(rows: list[dict], out: Path, machine: str, what: str) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
+
+
+def default_out(device: torch.device, stem: str = "RESULTS") -> Path:
+    """benchmarks/RESULTS.md for a CPU machine (the figures the README quotes), RESULTS_cuda.md
+    for a GPU machine: one never overwrites the other."""
+    suffix = "" if device.type == "cpu" else f"_{device.type}"
+    return Path(__file__).with_name(f"{stem}{suffix}.md")
+
+
+def run_probe(
+    device, out: Path | None, images: int, epochs: int, small: bool, machine: str
+) -> Path:
+    """`--probe`: the speed settings each isolated (benchmarks/probe.py), to `out` (default
+    benchmarks/PROBE[_cuda].md). `small`: LeNet-5 -> LeNet-5 without compile (minutes on a
+    CPU), for scripts/gpu_check.sh --dry."""
+    models = {"teacher": "lenet5", "student": "lenet5"} if small else {}
+    rows = probe(device, images=images, epochs=epochs, compile_=not small, **models)
+    out = out or default_out(device, "PROBE")
+    what = "LeNet-5 -> LeNet-5" if small else "ResNet-56 -> ResNet-20"
+    write_probe(rows, out, machine, f"{what} KD, {images:,} images, {device}")
+    print(out.read_text())
+    return out

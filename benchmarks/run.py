@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from baselines import plain_kd_epoch_seconds, torchvision_cifar10, write_cifar_format
+from probe import default_out, run_probe
 
 from kdfair.data.trifeature import generate
 from kdfair.losses import kd_loss
@@ -305,13 +306,6 @@ def machine(device) -> str:
     )
 
 
-def default_out(device: torch.device, stem: str = "RESULTS") -> Path:
-    """benchmarks/RESULTS.md for a CPU machine (the figures the README quotes), RESULTS_cuda.md
-    for a GPU machine: one never overwrites the other."""
-    suffix = "" if device.type == "cpu" else f"_{device.type}"
-    return Path(__file__).with_name(f"{stem}{suffix}.md")
-
-
 def model_rows(device) -> list[tuple[str, float, float]]:
     """The model-only rows: on a CPU eager float32 NCHW, as the committed figures were
     measured; on CUDA as kdfair trains (bf16 autocast, channels_last), labelled so."""
@@ -338,21 +332,6 @@ def model_rows(device) -> list[tuple[str, float, float]]:
     return rows
 
 
-def run_probe(device, out: Path | None, images: int, epochs: int, small: bool) -> Path:
-    """`--probe`: the speed settings each isolated (benchmarks/probe.py), to `out` (default
-    benchmarks/PROBE[_cuda].md). `small`: LeNet-5 -> LeNet-5 without compile (minutes on a
-    CPU), for scripts/gpu_check.sh --dry."""
-    from probe import probe, write_probe
-
-    models = {"teacher": "lenet5", "student": "lenet5"} if small else {}
-    rows = probe(device, images=images, epochs=epochs, compile_=not small, **models)
-    out = out or default_out(device, "PROBE")
-    what = "LeNet-5 -> LeNet-5" if small else "ResNet-56 -> ResNet-20"
-    write_probe(rows, out, machine(device), f"{what} KD, {images:,} images, {device}")
-    print(out.read_text())
-    return out
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="the results file (default: by device kind)")
@@ -364,7 +343,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if args.probe:
-        run_probe(device, args.out, args.images, args.epochs, args.small)
+        run_probe(device, args.out, args.images, args.epochs, args.small, machine(device))
         return
     rows = model_rows(device)
     rate, spread = median_rate(partial(generate, 200, image_size=32, seed=0), 200)
@@ -383,7 +362,7 @@ def main() -> None:
     fused_kd, sequential_kd = kd_rows[-2][1], kd_rows[-1][1]
     cuda = device.type == "cuda"
     if cuda:
-        probe_file = run_probe(device, default_out(device, "PROBE"), 50_000, 3, small=False)
+        probe_file = run_probe(device, None, 50_000, 3, small=False, machine=machine(device))
     margin = (
         "On a GPU the margin is the batches cut, augmented and normalised on the device (no "
         f"per-sample work on the host), bf16 autocast and channels_last ({probe_file.name} "
