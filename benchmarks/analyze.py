@@ -5,11 +5,13 @@ A synthetic Trifeature-shaped sweep: 5 seeds x (teacher, NDS, 13 distilled stude
 recipes recorded as `kdfair train` records them. Times `kdfair.analysis.analyze` end to end
 (seed-level claims, 1,000 bootstrap resamples per model, permutation floors of every DPD and EOD
 with 200 shuffles, class-wise tests, figures, report)
-and writes benchmarks/ANALYZE.md.
+and writes benchmarks/ANALYZE.md (ANALYZE_cuda.md on a GPU machine, whose CPU is not the one the
+README quotes; `--out` for another file).
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -73,6 +75,11 @@ def write_grid(outputs: Path) -> Path:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="default: by machine kind (ANALYZE[_cuda].md)")
+    args = parser.parse_args()
+    suffix = "_cuda" if torch.cuda.is_available() else ""
+    out = args.out or Path(__file__).with_name(f"ANALYZE{suffix}.md")
     with tempfile.TemporaryDirectory() as tmp:
         experiment = write_grid(Path(tmp))
         seconds = []
@@ -95,7 +102,7 @@ def main() -> None:
         f"{', '.join(f'{s:.1f}' for s in seconds)} s).",
         "",
     ]
-    out = Path(__file__).with_name("ANALYZE.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines))
     print("\n".join(lines))
     print(f"written to {out}", file=sys.stderr)

@@ -1,11 +1,16 @@
 """`make bench`: throughput of kdfair's training steps and data generation on this machine.
 
-Writes benchmarks/RESULTS.md. Each number is the median of several timed repeats after a warm-up;
-the machine (CPU, cores, torch version, device) is recorded beside them.
+Writes benchmarks/RESULTS.md on a machine without a GPU and benchmarks/RESULTS_cuda.md on one
+(`--out` for another file), so a GPU run never overwrites the CPU figures the README quotes.
+Each number is the median of several timed repeats after a warm-up; the machine (CPU, cores,
+torch version, device) is recorded beside them. On CUDA the model-only rows run as kdfair trains
+(bf16 autocast, channels_last) and the speed settings are measured each alone
+(benchmarks/probe.py); `--probe` runs only that probe (scripts/gpu_check.sh does).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import statistics
@@ -18,12 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from baselines import plain_kd_epoch_seconds, torchvision_cifar10, write_cifar_format
+from probe import default_out, run_probe
 
 from kdfair.data.trifeature import generate
 from kdfair.losses import kd_loss
 from kdfair.models.lenet import lenet5
 from kdfair.models.resnet_cifar import resnet20, resnet56
-from kdfair.speed import Speed
+from kdfair.speed import Speed, autocast, formatted
 
 BATCH = 128
 REPEATS = 5  # timed repeats per row, after one warm-up
@@ -41,17 +47,23 @@ def median_rate(work, items_per_call: int, repeats: int = REPEATS) -> tuple[floa
     return statistics.median(rates), (max(rates) - min(rates)) / 2
 
 
-def train_steps(model, device, teacher=None, cached=False):
-    x = torch.randn(BATCH, 3, 32, 32, device=device)
+def train_steps(model, device, teacher=None, cached=False, speed: Speed = Speed()):  # noqa: B008
+    """A model alone on a fixed batch, run as `speed` says (autocast, channels_last)."""
+    x = formatted(torch.randn(BATCH, 3, 32, 32, device=device), speed)
     y = torch.randint(0, 10, (BATCH,), device=device)
+    if speed.channels_last:
+        for module in (model, teacher):
+            if module is not None:
+                module.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     teacher_logits = teacher(x).detach() if teacher is not None else None
 
     def work():
         for _ in range(STEPS):
-            logits = model(x)
+            with autocast(device, speed.amp):
+                logits = model(x)
             if teacher is None:
-                loss = torch.nn.functional.cross_entropy(logits, y)
+                loss = torch.nn.functional.cross_entropy(logits.float(), y)
             else:
                 if cached:
                     z_t = teacher_logits
@@ -294,22 +306,46 @@ def machine(device) -> str:
     )
 
 
-def main() -> None:
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def model_rows(device) -> list[tuple[str, float, float]]:
+    """The model-only rows: on a CPU eager float32 NCHW, as the committed figures were
+    measured; on CUDA as kdfair trains (bf16 autocast, channels_last), labelled so."""
+    cuda = device.type == "cuda"
+    speed = kdfair_speed(device) if cuda else Speed()
+    how = " (bf16 autocast, channels_last)" if cuda else ""
     rows = []
     for name, factory in (("LeNet-5", lenet5), ("ResNet-20", resnet20), ("ResNet-56", resnet56)):
-        rate, spread = median_rate(train_steps(factory(10).to(device), device), BATCH * STEPS)
-        rows.append((f"train step, CE, {name}", rate, spread))
+        work = train_steps(factory(10).to(device), device, speed=speed)
+        rate, spread = median_rate(work, BATCH * STEPS)
+        rows.append((f"train step, CE, {name}{how}", rate, spread))
     teacher = resnet20(10).to(device).eval().requires_grad_(False)
     for cached in (False, True):
         label = "cached teacher logits" if cached else "teacher forward every step"
-        work = train_steps(lenet5(10).to(device), device, teacher=teacher, cached=cached)
+        work = train_steps(
+            lenet5(10).to(device), device, teacher=teacher, cached=cached, speed=speed
+        )
         rate, spread = median_rate(work, BATCH * STEPS)
-        rows.append((f"KD step, ResNet-20 -> LeNet-5, {label}", rate, spread))
+        rows.append((f"KD step, ResNet-20 -> LeNet-5, {label}{how}", rate, spread))
     big_teacher = resnet56(10).to(device).eval().requires_grad_(False)
-    work = train_steps(resnet20(10).to(device), device, teacher=big_teacher)
+    work = train_steps(resnet20(10).to(device), device, teacher=big_teacher, speed=speed)
     rate, spread = median_rate(work, BATCH * STEPS)
-    rows.append(("KD step, ResNet-56 -> ResNet-20, teacher forward every step", rate, spread))
+    rows.append((f"KD step, ResNet-56 -> ResNet-20, teacher forward every step{how}", rate, spread))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, help="the results file (default: by device kind)")
+    parser.add_argument("--probe", action="store_true", help="only the settings probe")
+    parser.add_argument("--images", type=int, default=10_000, help="probe: training images")
+    parser.add_argument("--epochs", type=int, default=3, help="probe: epochs (first: warm-up)")
+    parser.add_argument("--small", action="store_true", help="probe: small models, no compile")
+    parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.probe:
+        run_probe(device, args.out, args.images, args.epochs, args.small, machine(device))
+        return
+    rows = model_rows(device)
     rate, spread = median_rate(partial(generate, 200, image_size=32, seed=0), 200)
     rows.append(("Trifeature generation, 32 px (4x supersampled)", rate, spread))
     data_rows = data_paths(device)
@@ -324,6 +360,25 @@ def main() -> None:
     loader_rate = max(rate for _, rate, _ in data_rows[1:])
     kdfair_kd, plain_kd = kd_rows[0][1], max(rate for what, rate, _ in kd_rows if "plain" in what)
     fused_kd, sequential_kd = kd_rows[-2][1], kd_rows[-1][1]
+    cuda = device.type == "cuda"
+    if cuda:
+        probe_file = run_probe(device, None, 50_000, 3, small=False, machine=machine(device))
+    margin = (
+        "On a GPU the margin is the batches cut, augmented and normalised on the device (no "
+        f"per-sample work on the host), bf16 autocast and channels_last ({probe_file.name} "
+        "measures each alone)."
+        if cuda
+        else "Where the step is compute-bound (a CPU), the margin is channels_last, kdfair's "
+        "default for image models, and no per-sample PIL work competing with the model for the "
+        "cores."
+    )
+    model_only = (
+        "The training-step rows time the model alone on a fixed batch (no data loading; "
+        + ("bf16 autocast and channels_last, as kdfair trains on CUDA" if cuda else "eager")
+        + "); the (a) and (b) rows time whole epochs of real training (median over epochs "
+        "after a warm-up epoch; the one-after-another row sums each temperature's median "
+        "epoch)."
+    )
 
     lines = [
         "# kdfair benchmarks",
@@ -345,9 +400,7 @@ def main() -> None:
         f"(a) kdfair's ResNet-56 -> ResNet-20 KD training runs {kdfair_kd / plain_kd:.2f}x as "
         "many images/s as the plain PyTorch loop on torchvision's DataLoader at its best worker "
         f"count: a 50,000-image KD epoch takes {50_000 / kdfair_kd:,.0f} s with kdfair and "
-        f"{50_000 / plain_kd:,.0f} s with the plain loop here. Where the step is compute-bound "
-        "(a CPU), the margin is channels_last, kdfair's default for image models, and no "
-        "per-sample PIL work competing with the model for the cores.",
+        f"{50_000 / plain_kd:,.0f} s with the plain loop here. {margin}",
         f"(b) Fusing 4 ResNet-56 -> ResNet-20 temperatures trains {fused_kd / sequential_kd:.2f}x "
         "as many student-images/s as four jobs one after another (one teacher forward per batch "
         "instead of four; the students' own steps remain).",
@@ -355,12 +408,10 @@ def main() -> None:
         f"{fairness_rows[0][1] / fairness_rows[1][1]:.0f}x as many predictions/s as fairlearn "
         "called per binarised class on 100k (fairlearn slows further with size: about 12.5k/s "
         "at 1M, measured once); the values are equal (tests/unit/test_group_fairness.py).",
-        "The training-step rows time the model alone on a fixed batch (no data loading); the "
-        "(a) and (b) rows time whole epochs of real training (median over epochs after a "
-        "warm-up epoch; the one-after-another row sums each temperature's median epoch).",
+        model_only,
         "",
     ]
-    out = Path(__file__).with_name("RESULTS.md")
+    out = args.out or default_out(device)
     out.write_text("\n".join(lines))
     print("\n".join(lines))
     print(f"written to {out}", file=sys.stderr)

@@ -25,7 +25,7 @@ from kdfair.objectives import check_stages
 from kdfair.progress import JobProgress
 from kdfair.provision import Workshop, ensure_embedding, obtain, obtain_distilled
 from kdfair.settings import Settings, resolve_device, switch
-from kdfair.speed import Speed
+from kdfair.speed import Speed, use_deterministic
 from kdfair.store import ModelStore
 from kdfair.validate import validate
 
@@ -66,6 +66,7 @@ def workshop(settings: Settings, *, on_divergence: str = "raise") -> Workshop:
     if hardware.threads:
         torch.set_num_threads(int(hardware.threads))
     device, amp = resolve_device(hardware.device, hardware.amp)
+    use_deterministic(hardware.deterministic)  # before the first CUDA kernel (cuBLAS's workspace)
     device = distributed.setup(device)  # under torchrun: this rank's device, group joined
     distributed.local_batch_size(settings.batch_size)  # fails early if it cannot split
     data = distributed.main_first(lambda: build_dataset(settings.dataset))  # one download
@@ -86,6 +87,7 @@ def workshop(settings: Settings, *, on_divergence: str = "raise") -> Workshop:
             # faster on CUDA and on CPU alike (benchmarks/RESULTS.md)
             channels_last=switch(hardware.channels_last, auto=data.modality == "image"),
             compile=hardware.compile,
+            deterministic=hardware.deterministic,
         ),
         eval_batch_size=int(settings.evaluation["batch_size"]),
         eval_every_epoch=bool(settings.evaluation["every_epoch"]),

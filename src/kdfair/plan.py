@@ -17,6 +17,8 @@ import pandas as pd
 
 from kdfair.errors import KdfairError
 from kdfair.jobmodels import IN_PROGRESS, MISSING, STORED, job_models, state, tune_models
+from kdfair.settings import resolve_device
+from kdfair.speed import Speed, describe_numerics, numerics
 from kdfair.store import ModelStore
 
 __all__ = [
@@ -44,6 +46,7 @@ class PlannedModel:
     status: str
     epochs_done: int  # finished epochs of a model in progress (its train.ckpt)
     store: Path
+    numerics: str = "-"  # a stored model's, as recorded ("cpu fp32", "cuda bf16"); else "-"
 
     @property
     def epochs_to_train(self) -> int:
@@ -78,6 +81,7 @@ def job_overrides(overrides: list[str], *, multirun: bool) -> list[list[str]]:
 class Plan:
     jobs: int
     models: list[PlannedModel]  # once each, in the order the jobs first need them
+    here: str = ""  # what this machine would train missing models with ("cpu fp32 (device=auto)")
 
     @property
     def epochs_to_train(self) -> int:
@@ -116,13 +120,16 @@ def _plan(jobs: list[list[str]], models_of) -> Plan:
     from kdfair.validate import validate
 
     planned: dict[str, PlannedModel] = {}
+    here = ""
     for job, job_args in enumerate(jobs):
         settings = validate(compose_train(job_args))
+        here = here or _here(settings)
         store = ModelStore(settings.paths.models)
         for model in models_of(settings, job_args):
             if model.key in planned:
                 continue
             status, done = state(store, model.key)
+            found = store.find(model.key) if status == STORED else None
             planned[model.key] = PlannedModel(
                 job=job,
                 role=model.role,
@@ -135,8 +142,18 @@ def _plan(jobs: list[list[str]], models_of) -> Plan:
                 status=status,
                 epochs_done=done,
                 store=store.root,
+                numerics=describe_numerics(found.metrics.get("numerics")) if found else "-",
             )
-    return Plan(len(jobs), list(planned.values()))
+    return Plan(len(jobs), list(planned.values()), here)
+
+
+def _here(settings) -> str:
+    """The numerics new models of `settings` would get on this machine, and the settings asked."""
+    hardware = settings.hardware
+    device, amp = resolve_device(hardware.device, hardware.amp)
+    speed = Speed(amp=amp, deterministic=hardware.deterministic)
+    asked = f"device={hardware.device}, amp={hardware.amp}"
+    return f"{describe_numerics(numerics(device, speed))} ({asked})"
 
 
 def format_plan(plan: Plan) -> str:
@@ -158,6 +175,7 @@ def format_plan(plan: Plan) -> str:
                 for m in models
             ],
             "epochs to train": [m.epochs_to_train for m in models],
+            "numerics": [m.numerics for m in models],
         }
     )
     stores = sorted({str(m.store) for m in models})
@@ -168,4 +186,6 @@ def format_plan(plan: Plan) -> str:
         f"{plan.count(IN_PROGRESS)} in progress, {plan.count(MISSING)} missing; "
         f"{plan.epochs_to_train} epochs to train (store: {', '.join(stores)}).",
     ]
+    if plan.here:
+        lines.append(f"Models trained here would be {plan.here}.")
     return "\n".join(lines)

@@ -76,11 +76,11 @@ def evaluate_accuracy(
     """Accuracy on the test (or val) split; under DDP each process scores a shard and the
     counts are summed."""
     model.eval()
-    correct = 0
+    correct = torch.zeros((), dtype=torch.int64, device=device)  # read once: no sync per batch
     size = len(getattr(data, split))
     mine = distributed.contiguous_shard(size)
     for x, y in data.test_batches(batch_size, device=device, indices=mine, split=split):
         with autocast(device, amp):
-            correct += (model(x).argmax(1) == y).sum().item()
-    (correct,) = distributed.sum_across([correct])
+            correct += (model(x).argmax(1) == y).sum()
+    (correct,) = distributed.sum_across([int(correct.item())])
     return correct / size

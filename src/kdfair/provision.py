@@ -32,7 +32,7 @@ from kdfair.measure import TrainedModel
 from kdfair.metrics.accuracy import accuracy, per_class_accuracy
 from kdfair.predict import predict
 from kdfair.predictions import Predictions
-from kdfair.speed import Speed
+from kdfair.speed import Speed, describe_numerics, numerics
 from kdfair.store import Entry, ModelStore
 from kdfair.training import Distillation, Run, fit_many
 
@@ -105,7 +105,25 @@ def obtain_group(
             TrainedModel(by_key[key].role, entry, by_key[key].spec, trained, by_key[key].chosen)
             for key, (entry, trained) in zip(keys, outcomes, strict=True)
         ]
+        for entry, trained in outcomes:
+            if not trained:
+                _check_numerics(shop, entry.metrics.get("numerics"), _describe(by_key[entry.key]))
     return found
+
+
+def _check_numerics(shop: Workshop, recorded: dict | None, description: str) -> None:
+    """A reused model trained at another precision than this job's (bf16 autocast against
+    float32) is said aloud: the key names the recipe, not the precision (docs/design.md
+    section 4), so one study could otherwise mix the two unawares."""
+    here = numerics(shop.device, shop.speed)
+    if distributed.is_main() and recorded is not None and recorded.get("amp") != here["amp"]:
+        log.warning(
+            "%s: reusing a model trained in %s; this job trains in %s (amp=%s)",
+            description,
+            describe_numerics(recorded),
+            describe_numerics(here),
+            "true" if shop.speed.amp else "false",
+        )
 
 
 def ensure_embedding(shop: Workshop, model: TrainedModel) -> None:
@@ -205,6 +223,8 @@ def _entry(shop: Workshop, spec, role, run: Run, predictions: Predictions, secon
         "kept_epoch": run.best.epoch if run.best is not None else len(run.history),
         "diverged": run.diverged,
         "processes": distributed.world_size(),
+        # device kind, autocast dtype, deterministic algorithms: not in the key, so recorded
+        "numerics": numerics(shop.device, shop.speed),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     return Entry(spec, role, run.model.state_dict(), predictions, metrics, run.history)

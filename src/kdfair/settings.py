@@ -121,6 +121,7 @@ class Hardware:
     data_on_device: str  # auto, true, false
     channels_last: str  # auto, true, false
     compile: bool
+    deterministic: bool = False  # speed.deterministic: deterministic algorithms (CUDA)
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ class Settings:
                 data_on_device=str(speed["data_on_device"]),
                 channels_last=str(speed["channels_last"]),
                 compile=bool(speed["compile"]),
+                deterministic=bool(speed.get("deterministic", False)),
             ),
             paths=Paths(Path(paths["outputs"]), Path(paths["models"]), Path(paths["experiment"])),
             tune=Tune(

@@ -5,6 +5,9 @@ augmentation), else live, batch by batch; `fit_many` asks once per batch and sha
 fused students. Attention transfer also needs the teacher's stage activations, which are never
 cached: when a run asks for them the teacher runs every batch (its logits still come from the
 cache where there is one, so a KD student fused with an AT student sees what it would alone).
+Always in float32, outside bf16 autocast (`amp`): the soft targets softmax(z_t / T) carry the
+small logit differences KD transfers, which bf16's 8-bit mantissa (about 0.4% of a logit) would
+round away; only the students' own forward runs under autocast.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 
 from kdfair import distributed
 from kdfair.data import DataBundle
-from kdfair.speed import Speed, autocast, formatted
+from kdfair.speed import Speed, formatted
 
 if TYPE_CHECKING:
     from kdfair.training import Distillation
@@ -56,7 +59,7 @@ class TeacherLogits:
             self.cache = distributed.gather_rows(self._in_order(mine))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad(), autocast(self.device, self.speed.amp):
+        with torch.no_grad():  # float32: no autocast (module docstring)
             return self.teacher(x).float()
 
     def _in_order(self, indices: torch.Tensor | None = None) -> torch.Tensor:
@@ -78,7 +81,7 @@ class TeacherLogits:
         if self.stages is not None or self.cache is None:
             live = self._forward(x)
         if self.cache is not None:
-            return self.cache[index.to(self.cache.device)]
+            return self.cache[index.to(self.cache.device, non_blocking=True)]
         return live
 
     def activations(self, names: Sequence[str]) -> list[torch.Tensor]:

@@ -82,6 +82,7 @@ class Run:
     make_optimizer: Callable[..., torch.optim.Optimizer] | None = None  # None: fit_many's
     diverged: bool = False  # its loss became inf or nan (on_divergence="stop" ends its training)
     objective: Objective | None = None  # a distilled run's loss (set by fit_many)
+    rng: dict | None = None  # the random streams its checkpoint saved (checkpoints.restore_rng)
 
 
 def fit(
@@ -158,6 +159,7 @@ def fit_many(
     loop = _Loop(data, schedule, seed, device, speed, eval_every_epoch, on_divergence)
     for run in runs:
         _start(run, make_optimizer, loop, keep)
+    checkpoints.restore_rng(runs, device)  # dropout continues where a killed run stopped
     distributed.seed_this_rank(seed)
     teacher = _teacher_outputs(runs, data, device, speed, schedule.batch_size)
     for run in runs:
@@ -369,4 +371,4 @@ def _end_epoch(run: Run, stats: _EpochStats, epoch: int, seconds: float, loop: _
         f", {split} acc {row[measured]:.4f}" if measured in row else "",
         seconds,
     )
-    checkpoints.save(run, epoch + 1)
+    checkpoints.save(run, epoch + 1, loop.device)

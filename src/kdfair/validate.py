@@ -6,12 +6,14 @@ second instead of a traceback from deep inside torch after the teacher has train
 
 from __future__ import annotations
 
+import os
 from numbers import Real
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from kdfair import distributed
 from kdfair.errors import KdfairError
 from kdfair.settings import Settings, at_pairs, set_leaves
 
@@ -72,16 +74,40 @@ def _check_dataset_root(root: str) -> None:
 
 
 def _check_device(device: str) -> None:
+    """The device exists here: cuda:N among the visible GPUs, and under torchrun (which gives
+    each process the GPU of its LOCAL_RANK) a GPU for every local process, checked before
+    anything is built rather than met as a CUDA error in the middle of a job."""
     if device == "auto":
+        parsed = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            parsed = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise KdfairError(
+                f"device={device!r} is not a device; use auto, cpu or cuda[:N]."
+            ) from e
+        if parsed.type not in ("cpu", "cuda"):
+            raise KdfairError(f"device={device!r}: kdfair runs on cpu or cuda[:N] (or auto).")
+    if parsed.type != "cuda":
         return
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError) as e:
-        raise KdfairError(f"device={device!r} is not a device; use auto, cpu or cuda[:N].") from e
-    if parsed.type == "cuda" and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise KdfairError(
             f"device={device!r} was asked for but no CUDA GPU is visible; use device=cpu."
         )
+    count = torch.cuda.device_count()
+    if parsed.index is not None and parsed.index >= count:
+        raise KdfairError(
+            f"device={device!r}: this machine shows {count} GPU(s) (cuda:0..cuda:{count - 1}, "
+            "after CUDA_VISIBLE_DEVICES); use one of them, or device=cuda."
+        )
+    if distributed.launched_by_torchrun():
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        if local_rank >= count:
+            raise KdfairError(
+                f"LOCAL_RANK={local_rank}: under torchrun each process trains on the GPU of its "
+                f"local rank, but this node shows {count} GPU(s). Start at most {count} "
+                f"processes per node (torchrun --nproc_per_node={count}), or use device=cpu."
+            )
 
 
 def _check_choice(key: str, value, choices: tuple[str, ...]) -> None:
@@ -258,6 +284,7 @@ def validate(cfg: DictConfig) -> Settings:
     ):
         if str(value) not in ("auto", "True", "False", "true", "false"):
             raise KdfairError(f"{key}={value!r} is invalid: use auto, true or false.")
-    if not isinstance(cfg.speed.compile, bool):
-        raise KdfairError(f"speed.compile={cfg.speed.compile!r} is invalid: use true or false.")
+    for key in ("compile", "deterministic"):
+        if not isinstance(cfg.speed.get(key, False), bool):
+            raise KdfairError(f"speed.{key}={cfg.speed[key]!r} is invalid: use true or false.")
     return Settings.from_config(cfg, temps)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -42,6 +44,16 @@ def test_a_stored_job_plans_nothing_to_train_and_its_keys_are_the_stored_ones(ou
     assert planned.jobs == 1 and planned.epochs_to_train == 0
     assert [m.status for m in planned.models] == [STORED] * 5
     assert {m.key for m in planned.models} == set(outputs[1]["model_key"])
+
+
+def test_plan_shows_each_stored_models_numerics_and_what_this_machine_would_use(outputs, env):
+    table = format_plan(plan(SMOKE))
+    assert "numerics" in table.splitlines()[0]
+    assert table.count("cpu fp32") == 5 + 1  # the 5 stored models, and the footer
+    assert "Models trained here would be cpu fp32 (device=cpu, amp=False)." in table
+    for metrics in (outputs[0] / "models").glob("*/metrics.json"):
+        recorded = json.loads(metrics.read_text())["numerics"]
+        assert recorded == {"device": "cpu", "amp": None, "deterministic": False}
 
 
 def test_a_sweep_lists_every_model_once_with_role_seed_and_temperature(env):

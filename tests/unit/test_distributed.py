@@ -138,7 +138,8 @@ def test_a_training_split_on_the_gpu_gives_the_cpu_batches():
         on_gpu.train_batches(32, seed=0, epoch=2, device=cuda),
         strict=True,
     ):
-        assert torch.equal(i, ig) and torch.equal(y, yg.cpu())
+        assert torch.equal(i, ig.cpu()) and torch.equal(y, yg.cpu())
+        assert yg.device.type == ig.device.type == "cuda"  # moved once per epoch, sliced per step
         torch.testing.assert_close(xg.cpu(), x)  # cut, augmented and normalised on the GPU
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from kdfair.data.inputs import InputKind
+from kdfair.data.inputs import InputKind, to_device
 from kdfair.distributed import shard_positions
 from kdfair.errors import KdfairError
 
@@ -68,15 +68,17 @@ class FolderSplit:
         with Image.open(self.paths[i]) as image:
             return self.transform(image.convert("RGB")), i
 
-    def loader(self, order: torch.Tensor, batch_size: int, seed: int):
-        """Batches of (uint8 images, indices) in `order`; worker RNGs derive from `seed`."""
+    def loader(self, order: torch.Tensor, batch_size: int, seed: int, device: torch.device):
+        """Batches of (uint8 images, indices) in `order`; worker RNGs derive from `seed`. Pinned
+        (page-locked, so the copy to the GPU runs without the host waiting) only when `device`,
+        where the batches go, is a GPU."""
         return torch.utils.data.DataLoader(
             self,
             batch_size=batch_size,
             sampler=order.tolist(),
             num_workers=self.num_workers,
             generator=torch.Generator().manual_seed(seed),
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=device.type == "cuda",
             persistent_workers=False,
         )
 
@@ -183,7 +185,9 @@ class DataBundle:
         rank: int = 0,
         world_size: int = 1,
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Shuffled, augmented, normalised training batches (x, y, index) for one epoch.
+        """Shuffled, augmented, normalised training batches (x, y, index) for one epoch, y and
+        index (the examples' positions in the split) on `device` (streamed splits: index on the
+        CPU).
 
         The order and each position's augmentation depend only on (seed, epoch). With several
         DDP processes, `rank` takes DistributedSampler's share of that order (every
@@ -199,18 +203,25 @@ class DataBundle:
         if isinstance(self.train, FolderSplit):
             # Per-sample augmentation happens in DataLoader workers, seeded per rank.
             worker_seed = int(torch.randint(0, 2**62, (1,), generator=generator)) + rank
-            for images, idx in self.train.loader(order[positions], local_batch, worker_seed):
-                yield self._to_model(images, device), self.train.labels[idx].to(device), idx
+            loader = self.train.loader(order[positions], local_batch, worker_seed, device)
+            for images, idx in loader:
+                yield self._to_model(images, device), to_device(self.train.labels[idx], device), idx
             return
         params = self.input_kind.draw(len(order), generator)
-        for start in range(0, len(positions), local_batch):
-            mine = positions[start : start + local_batch]
-            idx = order[mine]
-            on_split = idx.to(self.train.inputs.device)
+        # This rank's whole epoch moved once (order, labels, augmentation parameters: drawn on
+        # the CPU) to where the split and the model are: a step only slices them, so no step
+        # waits for a host-to-device copy of its own.
+        mine = order[positions]
+        on_split = to_device(mine, self.train.inputs.device)
+        labels = to_device(self.train.labels[on_split], device)
+        index = to_device(mine, device)
+        own = params[positions].to(self.train.inputs.device) if params is not None else None
+        for start in range(0, len(mine), local_batch):
+            batch = slice(start, start + local_batch)
             images = self.input_kind.augment(
-                self.train.inputs[on_split], params[mine] if params is not None else None
+                self.train.inputs[on_split[batch]], own[batch] if own is not None else None
             )
-            yield self._to_model(images, device), self.train.labels[on_split].to(device), idx
+            yield self._to_model(images, device), labels[batch], index[batch]
 
     def test_batches(
         self,
@@ -223,15 +234,15 @@ class DataBundle:
         """Batches (x, y) of the test split (or `split="val"`) in split order, or of `indices`
         in their order, unaugmented."""
         chosen = getattr(self, split)
-        for images, idx in self._in_order(chosen, batch_size, indices):
-            yield self._to_model(images, device), chosen.labels[idx].to(device)
+        for images, idx in self._in_order(chosen, batch_size, device, indices):
+            yield self._to_model(images, device), to_device(chosen.labels[idx], device)
 
     def train_batches_in_order(
         self, batch_size: int, *, device: torch.device, indices: torch.Tensor | None = None
     ) -> Iterator[torch.Tensor]:
         """Un-augmented training images in split order, or of `indices` (for caching a frozen
         teacher's logits)."""
-        for images, _ in self._in_order(self.train, batch_size, indices):
+        for images, _ in self._in_order(self.train, batch_size, device, indices):
             yield self._to_model(images, device)
 
     def train_on(self, device: torch.device) -> DataBundle:
@@ -246,14 +257,22 @@ class DataBundle:
         return replace(self, train=train)
 
     @staticmethod
-    def _in_order(split: Split | FolderSplit, batch_size: int, indices: torch.Tensor | None = None):
+    def _in_order(
+        split: Split | FolderSplit,
+        batch_size: int,
+        device: torch.device,
+        indices: torch.Tensor | None = None,
+    ):
+        """(uint8 inputs, indices) batches of `split` in order (or of `indices`), for a model on
+        `device`; the indices are moved to the split's device once, not per batch."""
         order = torch.arange(len(split)) if indices is None else indices
         if isinstance(split, FolderSplit):
-            yield from split.loader(order, batch_size, seed=0)
+            yield from split.loader(order, batch_size, seed=0, device=device)
             return
+        on_split = to_device(order, split.inputs.device)
         for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            yield split.inputs[idx.to(split.inputs.device)], idx.to(split.labels.device)
+            idx = on_split[start : start + batch_size]
+            yield split.inputs[idx], idx
 
     def _to_model(self, inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
         return self.input_kind.to_model(inputs, device)

@@ -48,7 +48,7 @@ class ImageInputs:
         return apply_augmentation(batch, params, self.augmentation)
 
     def to_model(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-        return normalize(batch.to(device, non_blocking=True), self.mean, self.std)
+        return normalize(to_device(batch, device), self.mean, self.std)
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,16 @@ class TokenInputs:
         return batch
 
     def to_model(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-        return batch.to(device, non_blocking=True)
+        return to_device(batch, device)
 
 
 InputKind = ImageInputs | TokenInputs
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`tensor` on `device` without the host waiting for the GPU: a CPU tensor bound for a GPU
+    is copied from pinned (page-locked) memory with non_blocking (a copy from pageable memory
+    waits for the GPU's queue); anything else is moved as it is (no copy where it already is)."""
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

@@ -10,6 +10,7 @@ and a resumed run sees exactly the batches an uninterrupted one would.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +36,16 @@ class CropFlip:
     dx: torch.Tensor  # int64 (N,)
     flip: torch.Tensor  # bool (N,)
 
-    def __getitem__(self, index: torch.Tensor) -> CropFlip:
+    def __getitem__(self, index: torch.Tensor | slice) -> CropFlip:
         return CropFlip(self.dy[index], self.dx[index], self.flip[index])
+
+    def to(self, device: torch.device) -> CropFlip:
+        """On `device` (an epoch's parameters, moved once: see DataBundle.train_batches)."""
+        if self.dy.device == device or device.type == "cpu":
+            return CropFlip(self.dy.to(device), self.dx.to(device), self.flip.to(device))
+        stacked = torch.stack([self.dy, self.dx, self.flip.long()]).pin_memory()
+        dy, dx, flip = stacked.to(device, non_blocking=True)
+        return CropFlip(dy, dx, flip.bool())
 
 
 def draw_augmentation(
@@ -91,6 +100,18 @@ def normalize(
     images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
 ) -> torch.Tensor:
     """uint8 (B, C, H, W) in [0, 255] -> float32 (x / 255 - mean) / std per channel."""
-    mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    mean_t, std_t = _channel_constants(tuple(mean), tuple(std), images.device)
     return (images.float() / 255.0 - mean_t) / std_t
+
+
+@lru_cache(maxsize=64)
+def _channel_constants(
+    mean: tuple[float, ...], std: tuple[float, ...], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean and std as (1, C, 1, 1) float32 tensors on `device`, made once per device: a
+    tensor built from Python numbers on a GPU is a host-to-device copy that waits for the GPU's
+    queue, which per batch would stall every step."""
+    return (
+        torch.tensor(mean, device=device).view(1, -1, 1, 1),
+        torch.tensor(std, device=device).view(1, -1, 1, 1),
+    )
