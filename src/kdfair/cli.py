@@ -14,6 +14,7 @@ import logging
 import os
 import shlex
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from kdfair.compose import packaged_config_dir, search_path, user_config_dirs
@@ -74,7 +75,13 @@ def train(overrides: list[str], task=None) -> int:
             (task or run)(cfg)
         except KdfairError as e:
             log.error("kdfair: error: %s", e)  # to stderr and to the run's log file
+            if _in_worker():
+                raise  # Hydra hands it back to the sweep's process (_sweep_errors_raised)
             sys.exit(2)
+        except Exception:
+            if _in_worker():  # the traceback would not survive the trip back: log it here
+                log.exception("the job failed")
+            raise
 
     from kdfair import distributed
 
@@ -107,9 +114,52 @@ def train(overrides: list[str], task=None) -> int:
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()  # `kdfair tune` runs a sweep per stage in one process
-    _train()
+    os.environ[SWEEP_PROCESS] = str(os.getpid())  # inherited by a launcher's workers
+    if any(a.startswith("hydra/launcher=") for a in overrides):
+        with _sweep_errors_raised():
+            _train()
+    else:
+        _train()
     distributed.finish()  # under torchrun: every rank done, process group closed
     return 0
+
+
+# The id of the process that runs `kdfair train`: a job in another process runs in a launcher's
+# worker (hydra/launcher=submitit_local, slurm, parallel).
+SWEEP_PROCESS = "KDFAIR_SWEEP_PROCESS"
+
+
+def _in_worker() -> bool:
+    """Whether this job runs in a launcher's worker process rather than in `kdfair train`'s. A
+    worker cannot exit 2 itself: submitit would report a job without a result, and joblib a
+    crashed worker. It raises, and Hydra returns the error to the sweep's process."""
+    return os.environ.get(SWEEP_PROCESS, str(os.getpid())) != str(os.getpid())
+
+
+@contextmanager
+def _sweep_errors_raised():
+    """Let a job's error reach `main`. A launcher's worker hands its job's exception back with
+    the job's result, and Hydra's sweep raises it, where Hydra would print a traceback and exit
+    1; HYDRA_FULL_ERROR makes Hydra raise it instead, so a KdfairError ends the sweep with
+    main's one line and exit status 2, as in a single job (Hydra has already named the failed
+    job's overrides). Hydra's own errors (a bad config) keep Hydra's report and exit 1."""
+    from hydra.errors import CompactHydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        yield
+    except CompactHydraException as e:
+        print(e, file=sys.stderr)
+        if isinstance(e.__cause__, OmegaConfBaseException):
+            print(e.__cause__, file=sys.stderr)
+        sys.exit(1)
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
 
 
 def plan(args: list[str]) -> int:

@@ -20,6 +20,7 @@ LAUNCHERS = {
     "slurm": "hydra_plugins.hydra_submitit_launcher",
     "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
     "submitit_local": "hydra_plugins.hydra_submitit_launcher",
+    "slurm_local": "hydra_plugins.hydra_submitit_launcher",
 }
 
 
