@@ -43,6 +43,7 @@ commands:
                       [--claims-correction holm|bh|none]
                       [--threshold 0.05] [--recipe HASH] [--eval HASH] [--resamples 1000]
                       [--remeasure [eval.<key>=<value> ...]]
+                      [--logger mlflow|tensorboard [--tracking-uri URI | --log-dir DIR]]
   compare SWEEP ...   several sweeps side by side (settings that differ, metrics vs T with
                       intervals, claims per sweep); SWEEP is a folder or DIR@RECIPE, e.g.
                       kdfair compare outputs/a outputs/b@2e6f60b4 --out outputs/compare
@@ -237,6 +238,7 @@ def analyze(args: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from kdfair.analysis import analyze as run_analysis
 
+    tracker = _analysis_tracker(options)  # reached before the analysis runs
     if options.remeasure:
         from kdfair.remeasuring import remeasure_folder  # configs are read only to remeasure
 
@@ -253,7 +255,22 @@ def analyze(args: list[str]) -> int:
         resamples=options.resamples,
         seed=options.seed,
     )
+    tracker.log_analysis(report.parent)
     return _show(report)
+
+
+def _analysis_tracker(options):
+    """--logger: where the report and figures are logged, with the defaults of the logger
+    config group (the store or folder in the experiment folder's outputs folder)."""
+    from kdfair.tracking import open_tracker
+
+    folder = Path(options.experiment_dir).resolve()
+    logger = {
+        "name": options.logger,
+        "tracking_uri": options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
+        "log_dir": options.log_dir,
+    }
+    return open_tracker(logger, outputs=folder.parent, experiment=folder.name, job="analysis")
 
 
 def _analyze_parser():
@@ -302,6 +319,23 @@ def _analyze_parser():
     )
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--logger",
+        choices=("none", "mlflow", "tensorboard"),
+        default="none",
+        help="also log the report and figures to this tracker (as logger=... does for train)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        metavar="URI",
+        help="--logger mlflow: the tracking store (default: sqlite:///<outputs>/mlflow.db, "
+        "<outputs> being the experiment folder's parent, or $MLFLOW_TRACKING_URI)",
+    )
+    parser.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        help="--logger tensorboard: the log folder (default: <outputs>/tensorboard)",
+    )
     parser.add_argument(
         "--remeasure",
         action="store_true",

@@ -75,6 +75,7 @@ class Run:
     best: Best | None = None  # checkpoint="best": the best validation epoch so far
     make_optimizer: Callable[..., torch.optim.Optimizer] | None = None  # None: fit_many's
     diverged: bool = False  # its loss became inf or nan (on_divergence="stop" ends its training)
+    on_epoch: Callable[[dict], None] | None = None  # sees each history row (kdfair.tracking)
 
 
 def fit(
@@ -311,7 +312,14 @@ def _diverged(run: Run, epoch: int, loss: float, lr: float, on_divergence: str) 
         "%s: diverged in epoch %d at lr %g; its training ends", run.description, epoch + 1, lr
     )
     run.diverged = True
-    run.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "diverged": True})
+    _add_history(run, {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "diverged": True})
+
+
+def _add_history(run: Run, row: dict) -> None:
+    """A row of the run's history, shown to its observer (an experiment tracker's run)."""
+    run.history.append(row)
+    if run.on_epoch is not None:
+        run.on_epoch(row)
 
 
 def _end_epoch(run: Run, stats: _EpochStats, epoch: int, seconds: float, loop: _Loop) -> None:
@@ -339,7 +347,7 @@ def _end_epoch(run: Run, stats: _EpochStats, epoch: int, seconds: float, loop: _
         if run.best is not None:
             run.best.offer(epoch + 1, row[measured], run.model)
     row["seconds"] = seconds  # of the whole (possibly fused) epoch
-    run.history.append(row)
+    _add_history(run, row)
     log.info(
         "%s epoch %d/%d: loss %.4f, train acc %.4f%s, %.1fs",
         run.description,
