@@ -14,12 +14,12 @@ import logging
 import os
 import shlex
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from kdfair.compose import packaged_config_dir, search_path, user_config_dirs
 from kdfair.errors import KdfairError
 from kdfair.extras import require_launcher
+from kdfair.launching import in_worker, mark_sweep_process, sweep_errors_raised
 from kdfair.overrides import check_experiment_file, check_job_overrides, check_tune_overrides
 from kdfair.version import __version__
 
@@ -76,11 +76,11 @@ def train(overrides: list[str], task=None) -> int:
             (task or run)(cfg)
         except KdfairError as e:
             log.error("kdfair: error: %s", e)  # to stderr and to the run's log file
-            if _in_worker():
-                raise  # Hydra hands it back to the sweep's process (_sweep_errors_raised)
+            if in_worker():
+                raise  # Hydra hands it back to the sweep's process (sweep_errors_raised)
             sys.exit(2)
         except Exception:
-            if _in_worker():  # the traceback would not survive the trip back: log it here
+            if in_worker():  # the traceback would not survive the trip back: log it here
                 log.exception("the job failed")
             raise
 
@@ -115,52 +115,14 @@ def train(overrides: list[str], task=None) -> int:
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()  # `kdfair tune` runs a sweep per stage in one process
-    os.environ[SWEEP_PROCESS] = str(os.getpid())  # inherited by a launcher's workers
+    mark_sweep_process()  # a job in another process runs in a launcher's worker
     if any(a.startswith("hydra/launcher=") for a in overrides):
-        with _sweep_errors_raised():
+        with sweep_errors_raised():
             _train()
     else:
         _train()
     distributed.finish()  # under torchrun: every rank done, process group closed
     return 0
-
-
-# The id of the process that runs `kdfair train`: a job in another process runs in a launcher's
-# worker (hydra/launcher=submitit_local, slurm, parallel).
-SWEEP_PROCESS = "KDFAIR_SWEEP_PROCESS"
-
-
-def _in_worker() -> bool:
-    """Whether this job runs in a launcher's worker process rather than in `kdfair train`'s. A
-    worker cannot exit 2 itself: submitit would report a job without a result, and joblib a
-    crashed worker. It raises, and Hydra returns the error to the sweep's process."""
-    return os.environ.get(SWEEP_PROCESS, str(os.getpid())) != str(os.getpid())
-
-
-@contextmanager
-def _sweep_errors_raised():
-    """Let a job's error reach `main`. A launcher's worker hands its job's exception back with
-    the job's result, and Hydra's sweep raises it, where Hydra would print a traceback and exit
-    1; HYDRA_FULL_ERROR makes Hydra raise it instead, so a KdfairError ends the sweep with
-    main's one line and exit status 2, as in a single job (Hydra has already named the failed
-    job's overrides). Hydra's own errors (a bad config) keep Hydra's report and exit 1."""
-    from hydra.errors import CompactHydraException
-    from omegaconf.errors import OmegaConfBaseException
-
-    previous = os.environ.get("HYDRA_FULL_ERROR")
-    os.environ["HYDRA_FULL_ERROR"] = "1"
-    try:
-        yield
-    except CompactHydraException as e:
-        print(e, file=sys.stderr)
-        if isinstance(e.__cause__, OmegaConfBaseException):
-            print(e.__cause__, file=sys.stderr)
-        sys.exit(1)
-    finally:
-        if previous is None:
-            os.environ.pop("HYDRA_FULL_ERROR", None)
-        else:
-            os.environ["HYDRA_FULL_ERROR"] = previous
 
 
 def plan(args: list[str]) -> int:
@@ -237,8 +199,11 @@ def analyze(args: list[str]) -> int:
         )
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from kdfair.analysis import analyze as run_analysis
+    from kdfair.tracking import analysis_tracker
 
-    tracker = _analysis_tracker(options)  # reached before the analysis runs
+    tracker = analysis_tracker(  # reached before the analysis runs
+        options.experiment_dir, options.logger, options.tracking_uri, options.log_dir
+    )
     if options.remeasure:
         from kdfair.remeasuring import remeasure_folder  # configs are read only to remeasure
 
@@ -257,20 +222,6 @@ def analyze(args: list[str]) -> int:
     )
     tracker.log_analysis(report.parent)
     return _show(report)
-
-
-def _analysis_tracker(options):
-    """--logger: where the report and figures are logged, with the defaults of the logger
-    config group (the store or folder in the experiment folder's outputs folder)."""
-    from kdfair.tracking import open_tracker
-
-    folder = Path(options.experiment_dir).resolve()
-    logger = {
-        "name": options.logger,
-        "tracking_uri": options.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
-        "log_dir": options.log_dir,
-    }
-    return open_tracker(logger, outputs=folder.parent, experiment=folder.name, job="analysis")
 
 
 def _analyze_parser():
@@ -323,19 +274,10 @@ def _analyze_parser():
         "--logger",
         choices=("none", "mlflow", "tensorboard"),
         default="none",
-        help="also log the report and figures to this tracker (as logger=... does for train)",
+        help="also log the report and figures to this tracker (the logger group's defaults)",
     )
-    parser.add_argument(
-        "--tracking-uri",
-        metavar="URI",
-        help="--logger mlflow: the tracking store (default: sqlite:///<outputs>/mlflow.db, "
-        "<outputs> being the experiment folder's parent, or $MLFLOW_TRACKING_URI)",
-    )
-    parser.add_argument(
-        "--log-dir",
-        metavar="DIR",
-        help="--logger tensorboard: the log folder (default: <outputs>/tensorboard)",
-    )
+    parser.add_argument("--tracking-uri", metavar="URI", help="--logger mlflow: its store")
+    parser.add_argument("--log-dir", metavar="DIR", help="--logger tensorboard: its folder")
     parser.add_argument(
         "--remeasure",
         action="store_true",

@@ -63,7 +63,9 @@ def trained_epochs(models: list[TrainedModel]) -> int:
     return sum(int(m.spec["optim"]["epochs"]) for m in models if m.trained_now)
 
 
-def workshop(settings: Settings, *, on_divergence: str = "raise", tracked=False) -> Workshop:
+def workshop(
+    settings: Settings, *, on_divergence: str = "raise", tracked: bool = False
+) -> Workshop:
     """The device (under torchrun: this rank's), the dataset and the model store of a job
     (`on_divergence`: "stop" where a diverging model is a result, as in kdfair tune), and with
     `tracked` the experiment tracker of `logger` (rank 0's), reached before the data is built."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import wraps
@@ -70,6 +71,20 @@ def open_tracker(logger: dict, *, outputs: Path, experiment: str, job: str) -> T
     if name != "none":
         raise KdfairError(f"logger={name!r} is unknown: use one of {', '.join(LOGGERS)}.")
     return Tracker()
+
+
+def analysis_tracker(
+    experiment_dir, name: str, tracking_uri: str | None, log_dir: str | None
+) -> Tracker:
+    """`kdfair analyze --logger`'s tracker, with the logger group's defaults: the store or folder
+    in the outputs folder that holds the experiment folder (or $MLFLOW_TRACKING_URI)."""
+    folder = Path(experiment_dir).resolve()
+    logger = {
+        "name": name,
+        "tracking_uri": tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"),
+        "log_dir": log_dir,
+    }
+    return open_tracker(logger, outputs=folder.parent, experiment=folder.name, job="analysis")
 
 
 def job_tracker(settings: Settings) -> Tracker:
