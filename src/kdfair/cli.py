@@ -19,6 +19,7 @@ from pathlib import Path
 from kdfair.compose import packaged_config_dir, search_path, user_config_dirs
 from kdfair.errors import KdfairError
 from kdfair.extras import require_launcher
+from kdfair.launching import in_worker, mark_sweep_process, sweep_errors_raised
 from kdfair.overrides import check_experiment_file, check_job_overrides, check_tune_overrides
 from kdfair.version import __version__
 
@@ -42,6 +43,7 @@ commands:
                       [--claims-correction holm|bh|none]
                       [--threshold 0.05] [--recipe HASH] [--eval HASH] [--resamples 1000]
                       [--remeasure [eval.<key>=<value> ...]]
+                      [--logger mlflow|tensorboard [--tracking-uri URI | --log-dir DIR]]
   compare SWEEP ...   several sweeps side by side (settings that differ, metrics vs T with
                       intervals, claims per sweep); SWEEP is a folder or DIR@RECIPE, e.g.
                       kdfair compare outputs/a outputs/b@2e6f60b4 --out outputs/compare
@@ -74,7 +76,13 @@ def train(overrides: list[str], task=None) -> int:
             (task or run)(cfg)
         except KdfairError as e:
             log.error("kdfair: error: %s", e)  # to stderr and to the run's log file
+            if in_worker():
+                raise  # Hydra hands it back to the sweep's process (sweep_errors_raised)
             sys.exit(2)
+        except Exception:
+            if in_worker():  # the traceback would not survive the trip back: log it here
+                log.exception("the job failed")
+            raise
 
     from kdfair import distributed
 
@@ -107,7 +115,12 @@ def train(overrides: list[str], task=None) -> int:
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()  # `kdfair tune` runs a sweep per stage in one process
-    _train()
+    mark_sweep_process()  # a job in another process runs in a launcher's worker
+    if any(a.startswith("hydra/launcher=") for a in overrides):
+        with sweep_errors_raised():
+            _train()
+    else:
+        _train()
     distributed.finish()  # under torchrun: every rank done, process group closed
     return 0
 
@@ -186,7 +199,11 @@ def analyze(args: list[str]) -> int:
         )
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from kdfair.analysis import analyze as run_analysis
+    from kdfair.tracking import analysis_tracker
 
+    tracker = analysis_tracker(  # reached before the analysis runs
+        options.experiment_dir, options.logger, options.tracking_uri, options.log_dir
+    )
     if options.remeasure:
         from kdfair.remeasuring import remeasure_folder  # configs are read only to remeasure
 
@@ -203,6 +220,7 @@ def analyze(args: list[str]) -> int:
         resamples=options.resamples,
         seed=options.seed,
     )
+    tracker.log_analysis(report.parent)
     return _show(report)
 
 
@@ -252,6 +270,14 @@ def _analyze_parser():
     )
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--logger",
+        choices=("none", "mlflow", "tensorboard"),
+        default="none",
+        help="also log the report and figures to this tracker (the logger group's defaults)",
+    )
+    parser.add_argument("--tracking-uri", metavar="URI", help="--logger mlflow: its store")
+    parser.add_argument("--log-dir", metavar="DIR", help="--logger tensorboard: its folder")
     parser.add_argument(
         "--remeasure",
         action="store_true",

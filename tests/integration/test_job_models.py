@@ -12,6 +12,7 @@ import pytest
 from kdfair import pipeline
 from kdfair.compose import compose_train
 from kdfair.plan import plan
+from kdfair.tracking import Tracker
 
 CONFIGS = Path(__file__).resolve().parents[2] / "src" / "kdfair" / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
@@ -52,7 +53,9 @@ def test_plan_lists_exactly_the_models_the_job_obtains(experiment, fused, tmp_pa
 
     store = RecordingStore(tmp_path / "models")
     monkeypatch.setattr(
-        pipeline, "workshop", lambda settings: SimpleNamespace(store=store, data=None)
+        pipeline,
+        "workshop",
+        lambda settings, **options: SimpleNamespace(store=store, data=None, tracker=Tracker()),
     )
     monkeypatch.setattr(pipeline, "ensure_embedding", lambda shop, model: None)
     obtained: list[tuple[str, str]] = []

@@ -1,4 +1,6 @@
-"""Hydra launchers: parallel local jobs share one teacher through the model store's lock."""
+"""Hydra launchers: parallel local jobs share one teacher through the model store's lock; the
+submitit path (the slurm preset's plugin, run by its local executor) runs a sweep's jobs and
+hands a job's error back to the terminal."""
 
 from __future__ import annotations
 
@@ -58,3 +60,49 @@ def test_the_slurm_preset_composes():
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.gpus_per_node == 1 and launcher.timeout_min == 720
+
+
+def test_a_submitit_local_sweep_runs_both_jobs_and_trains_their_teacher_once(tmp_path):
+    """The SLURM path without a cluster: each job pickled, run in its own process and folder by
+    submitit, its result pickled back; both jobs' rows land and their teacher trains once."""
+    result = run_kdfair(
+        tmp_path,
+        tmp_path / "data",
+        "train",
+        "-m",
+        "hydra/launcher=submitit_local",
+        "+debug=smoke",
+        "distill.temperature=1,4",
+    )
+    assert result.returncode == 0, result.stderr
+    sweep = next((tmp_path / "outputs" / "demo" / "multirun").iterdir())
+    assert len(list((sweep / ".submitit").glob("*/*_result.pkl"))) == 2  # ran by submitit
+    logs = "".join(f.read_text() for f in sorted(sweep.glob("*/kdfair.log")))
+    assert logs.count("teacher resnet20 seed=0 lr=0.1: training into") == 1
+    assert logs.count("teacher resnet20 seed=0 lr=0.1: reusing") == 1
+    table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv")
+    assert sorted(table["temperature"].dropna()) == [1.0, 4.0]
+    assert len(table) == 4 and table["model_key"].is_unique
+
+
+def test_a_failed_submitit_job_fails_the_sweep_with_its_one_line_error(tmp_path):
+    """A job's KdfairError, raised in a submitit worker, reaches the terminal as kdfair's one
+    line with exit status 2, as a single job's does; the other job's rows still land."""
+    data = tmp_path / "data"
+    missing = tmp_path / "absent" / "data"
+    result = run_kdfair(
+        tmp_path,
+        data,
+        "train",
+        "-m",
+        "hydra/launcher=slurm_local",
+        "+debug=smoke",
+        "distill.temperature=4",
+        f"dataset.io.root={data},{missing}",
+    )
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("kdfair: error: ")]
+    assert len(errors) == 1 and f"dataset.io.root={str(missing)!r} does not exist" in errors[0]
+    assert "Traceback" not in result.stderr
+    table = pd.read_csv(tmp_path / "outputs" / "demo" / "results.csv")
+    assert len(table) == 3  # the first job's teacher, NDS and distilled student
