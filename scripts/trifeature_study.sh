@@ -28,3 +28,19 @@ timed kdfair train -m +experiment=trifeature_cpu tuned=trifeature_cpu "$some" $s
 timed kdfair train -m +experiment=trifeature_cpu "$some" $seeds \
     'paths.experiment=${paths.outputs}/trifeature_cpu_fixed'
 timed kdfair compare "$outputs/trifeature_cpu_fixed" "$outputs/trifeature_cpu_tuned" --out "$out/tuned"
+# Is it the knowledge? Each method and control at its own validated lr (one tune seed each), then
+# all five distilled populations at T = 1, 4, 10 in one folder, analysed together.
+knowledge='distill.temperature=[1,4,10]'
+tune1() { timed kdfair tune --roles distilled +experiment=trifeature_cpu dataset.val_fraction=0.2 \
+    "$knowledge" tune.seeds=1 "$@"; }
+tune1 distill.method=dkd 'tune.grid=[0.000211,0.000447,0.000946,0.00211,0.00447,0.00946]'
+tune1 distill.control=smoothing 'tune.grid=[0.00946,0.02,0.0423,0.0894,0.189]'
+tune1 distill.control=shuffled 'tune.grid=[0.00946,0.02,0.0423,0.0894,0.189]'
+tune1 distill.method=at 'tune.grid=[0.00946,0.02,0.0423,0.0894,0.189]'
+study() { timed kdfair train -m +experiment=trifeature_cpu "$knowledge" $seeds \
+    'paths.experiment=${paths.outputs}/trifeature_cpu_knowledge' "$@"; }
+study tuned=trifeature_cpu
+for v in method=dkd control=smoothing control=shuffled method=at; do
+  study "distill.$v" "tuned=$outputs/trifeature_cpu/tune_${v#*=}/tuned.yaml"
+done
+timed kdfair analyze "$outputs/trifeature_cpu_knowledge"

@@ -96,7 +96,7 @@ def test_a_corrupt_store_entry_is_named_with_the_fix(tmp_path):
     assert run_kdfair(tmp_path, data, "train", *SMOKE, "distill.temperature=4").returncode == 0
     results = tmp_path / "outputs" / "demo" / "results.csv"
     before = results.read_text()
-    teacher_key = before.splitlines()[1].split(",")[8]
+    teacher_key = pd.read_csv(results, dtype=str).query("role == 'teacher'")["model_key"].iloc[0]
     metrics = tmp_path / "outputs" / "models" / teacher_key / "metrics.json"
     metrics.write_text("{truncated")
     result = run_kdfair(tmp_path, data, "train", *SMOKE, "distill.temperature=4")

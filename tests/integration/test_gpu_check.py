@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .cli_helpers import kdfair_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,6 +39,7 @@ def _run(out: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow  # ~100 s: `make test-all` runs it
 def test_the_dry_run_exercises_every_step_and_writes_only_under_its_folder(tmp_path):
     out = tmp_path / "check"
     before = _files(REPO)

@@ -43,7 +43,8 @@ def test_methods_and_controls_land_in_the_experiments_own_results(sweep):
 def test_each_method_and_control_is_analysed_as_its_own_population(sweep):
     assert sweep.analyzed.returncode == 0, sweep.analyzed.stderr[-3000:]
     analysis = sweep.folder / "analysis"
-    summary = pd.read_csv(analysis / "summary.csv", keep_default_na=False)
+    summary = pd.read_csv(analysis / "summary.csv")
+    summary["variant"] = summary["variant"].fillna("")  # the DS's is empty
     distilled = summary[summary.role == "distilled"]
     assert sorted(zip(distilled.variant, distilled.temperature, strict=True)) == [
         ("", 1.0),
@@ -59,8 +60,11 @@ def test_each_method_and_control_is_analysed_as_its_own_population(sweep):
         claims["claim"]
     )
     method = claims[claims["claim"] == "method_changes_fairness (dkd)"]
-    assert "reversed" not in set(method["verdict"])
-    assert method["p_adjusted"].notna().any()  # tested with the rest of the table
+    assert "reversed" not in set(method["verdict"])  # two-sided: held or not held
+    # one row per claimed fairness column (smoke models near chance are left out as collapsed,
+    # so a row may be not testable, with its reason)
+    assert len(method) == len(claims[claims["claim"] == "ds_fairer_than_control (shuffled)"]) > 0
+    assert method["statistic"].notna().all()
     report = (analysis / "report.md").read_text()
     assert "DS dkd T=4" in report and "DS shuffled T=1" in report
     assert "DS dkd" in report.split("Learning rates:")[1].split("\n")[0]
